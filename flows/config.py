@@ -1,0 +1,129 @@
+"""Configuration and environment: the one place that reads environment variables.
+
+Everything else asks `Settings` for paths and options. Defaults follow DESIGN.md: inbox
+`data/inbox`, warehouse `warehouse/`; `OCOP_INBOX`, `OCOP_WAREHOUSE`, `OCOP_ALERT_URLS` override.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+SEEDS_DIR = DBT_PROJECT_DIR / "seeds"
+EXPECTATIONS_DIR = REPO_ROOT / "expectations"
+REFERENCE_DIR = Path(__file__).resolve().parent / "reference"
+
+TIMEZONE = ZoneInfo("Asia/Ho_Chi_Minh")
+NIGHTLY_CRON = "0 2 * * *"
+PUBLISHED_DB_NAME = "ocop.duckdb"
+MARTS_SCHEMA = "marts"
+RAW_DATASET = "raw"
+
+# Library behaviour the whole process relies on; set once, here, before those libraries read it.
+_PROCESS_DEFAULTS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",  # dbt and GX anonymous usage stats: nothing leaves the machine
+    "GX_ANALYTICS_ENABLED": "false",
+    "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    "RUNTIME__LOG_LEVEL": "WARNING",  # dlt
+    "RUNTIME__DLTHUB_TELEMETRY": "false",
+    "NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID": "true",
+    "NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_ID": "false",
+}
+for _k, _v in _PROCESS_DEFAULTS.items():
+    os.environ.setdefault(_k, _v)
+
+
+def today_in_vietnam() -> dt.date:
+    return dt.datetime.now(TIMEZONE).date()
+
+
+@dataclass(frozen=True)
+class Settings:
+    inbox: Path
+    warehouse: Path
+    alert_urls: tuple[str, ...] = ()
+    late_day: int = 5  # a district without a submission for a period by this day of the next month is late
+    feed_api_url: str | None = None
+    feed_api_token: str | None = field(default=None, repr=False)
+
+    # --- derived paths (the warehouse folder layout of DESIGN.md) -------------------------------
+    @property
+    def published_db(self) -> Path:
+        return self.warehouse / PUBLISHED_DB_NAME
+
+    @property
+    def work_dir(self) -> Path:
+        return self.warehouse / "work"
+
+    @property
+    def work_db(self) -> Path:
+        """The working database: only the night writes it; BI never reads it."""
+        return self.work_dir / "ocop_work.duckdb"
+
+    @property
+    def dlt_dir(self) -> Path:
+        return self.work_dir / "dlt"
+
+    @property
+    def dbt_target_dir(self) -> Path:
+        return self.work_dir / "dbt-target"
+
+    @property
+    def raw_files_dir(self) -> Path:
+        """Every file a district or the platform ever sent, byte for byte, by content hash."""
+        return self.warehouse / "raw_files"
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.warehouse / "exports"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.warehouse / "reports"
+
+    @property
+    def feedback_dir(self) -> Path:
+        return self.warehouse / "feedback"
+
+    @property
+    def publications_dir(self) -> Path:
+        return self.warehouse / "publications"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.warehouse / ".ocop-run.lock"
+
+    @property
+    def districts_inbox(self) -> Path:
+        return self.inbox / "districts"
+
+    @property
+    def ecommerce_inbox(self) -> Path:
+        return self.inbox / "ecommerce"
+
+    def with_paths(self, inbox: Path | str | None = None, warehouse: Path | str | None = None) -> "Settings":
+        return replace(
+            self,
+            inbox=Path(inbox).resolve() if inbox else self.inbox,
+            warehouse=Path(warehouse).resolve() if warehouse else self.warehouse,
+        )
+
+
+def load_settings(inbox: str | Path | None = None, warehouse: str | Path | None = None) -> Settings:
+    """Settings from (in order of precedence) arguments, environment, defaults."""
+    env = os.environ
+    urls = tuple(u.strip() for u in env.get("OCOP_ALERT_URLS", "").replace("\n", ",").split(",") if u.strip())
+    late_day = int(env.get("OCOP_LATE_DAY", "5"))
+    return Settings(
+        inbox=Path(inbox or env.get("OCOP_INBOX") or "data/inbox").resolve(),
+        warehouse=Path(warehouse or env.get("OCOP_WAREHOUSE") or "warehouse").resolve(),
+        alert_urls=urls,
+        late_day=late_day,
+        feed_api_url=env.get("OCOP_FEED_API_URL") or None,
+        feed_api_token=env.get("OCOP_FEED_API_TOKEN") or None,
+    )
