@@ -106,6 +106,21 @@ class Settings:
     def ecommerce_inbox(self) -> Path:
         return self.inbox / "ecommerce"
 
+    def apply_gx_environment(self) -> None:
+        """Where GX writes validation results and Data Docs (read by expectations/great_expectations.yml)."""
+        os.environ["OCOP_GX_RESULTS_DIR"] = str(self.work_dir / "gx-results")
+        os.environ["OCOP_GX_DOCS_DIR"] = str(self.reports_dir / "data-docs")
+
+    def dbt_environment(self) -> dict[str, str]:
+        """What dbt's profile and paths read (dbt_project/profiles.yml uses env_var('OCOP_WORK_DB'))."""
+        return {
+            "OCOP_WORK_DB": str(self.work_db),
+            "DBT_TARGET_PATH": str(self.dbt_target_dir),
+            "DBT_LOG_PATH": str(self.work_dir / "dbt-logs"),
+            "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
+            "DBT_PROJECT_DIR": str(DBT_PROJECT_DIR),
+        }
+
     def with_paths(self, inbox: Path | str | None = None, warehouse: Path | str | None = None) -> "Settings":
         return replace(
             self,
