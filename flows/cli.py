@@ -1,0 +1,101 @@
+"""`ocop` command line: demo-data, run, serve, status."""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+
+from flows.config import NIGHTLY_CRON, TIMEZONE, load_settings
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text}") from None
+
+
+def cmd_demo_data(args) -> int:
+    from flows.demo_data import write_demo_inbox
+
+    settings = load_settings(inbox=args.inbox)
+    summary = write_demo_inbox(settings.inbox)
+    print(f"demo inbox written to {settings.inbox}: {json.dumps(summary, ensure_ascii=False, default=str)}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from flows.nightly import AlreadyRunning, PublishBlocked, nightly
+
+    settings = load_settings(args.inbox, args.warehouse)
+    try:
+        summary = nightly(inbox=str(settings.inbox), warehouse=str(settings.warehouse), as_of=args.as_of)
+    except AlreadyRunning as exc:
+        print(f"ocop run: {exc}", file=sys.stderr)
+        return 75  # EX_TEMPFAIL
+    except PublishBlocked as exc:
+        print(f"ocop run: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - the night could not publish; say why, non-zero
+        print(f"ocop run: the night failed before publishing: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print(f"ocop run {summary['run_id']}: {summary['outcome']} (as-of {summary['as_of']}); "
+          f"{summary['new_files']} new district file(s): {summary['accepted']} accepted, {summary['rejected']} rejected")
+    for v in summary["verdicts"]:
+        if v["status"] == "rejected":
+            print(f"  rejected: {v['source_file']} ({v['errors']} errors: {v['failed_rules']})")
+    print(f"  published database: {settings.published_db}")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from prefect.schedules import Cron
+
+    from flows.nightly import nightly
+
+    settings = load_settings(args.inbox, args.warehouse)
+    nightly.serve(
+        name="ocop-nightly",
+        schedules=[Cron(NIGHTLY_CRON, timezone=str(TIMEZONE))],
+        parameters={"inbox": str(settings.inbox), "warehouse": str(settings.warehouse)},
+    )
+    return 0
+
+
+def cmd_status(args) -> int:
+    from flows.status import status_text
+
+    print(status_text(load_settings(warehouse=args.warehouse)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ocop", description="Quảng Ngãi OCOP warehouse: nightly ETL and marts")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("demo-data", help="write the demo inbox (district workbooks, feed files)")
+    p.add_argument("--inbox", type=Path)
+    p.set_defaults(func=cmd_demo_data)
+    p = sub.add_parser("run", help="run the nightly flow once")
+    p.add_argument("--inbox", type=Path)
+    p.add_argument("--warehouse", type=Path)
+    p.add_argument("--as-of", type=_date, help="report date (default: today in Asia/Ho_Chi_Minh)")
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("serve", help="serve the nightly deployment (02:00 Asia/Ho_Chi_Minh)")
+    p.add_argument("--inbox", type=Path)
+    p.add_argument("--warehouse", type=Path)
+    p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("status", help="last run and each district's submission state")
+    p.add_argument("--warehouse", type=Path)
+    p.set_defaults(func=cmd_status)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""dbt in-process: `dbt build` (staging → intermediate → marts, with tests) on the working database."""
+from __future__ import annotations
+
+import datetime as dt
+import gc
+import json
+import os
+from dataclasses import dataclass
+
+from flows.config import DBT_PROJECT_DIR, Settings
+
+
+class DbtFailed(RuntimeError):
+    pass
+
+
+@dataclass
+class DbtOutcome:
+    success: bool
+    nodes: int
+    failures: list[str]
+
+
+def run_dbt(settings: Settings, args: list[str], as_of: dt.date | None = None) -> DbtOutcome:
+    """Invoke dbt in this process, then release dbt-duckdb's hold on the database file."""
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    from dbt.cli.main import dbtRunner
+
+    os.environ.update(settings.dbt_environment())
+    full = [*args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
+            "--target-path", str(settings.dbt_target_dir), "--log-path", str(settings.work_dir / "dbt-logs"),
+            "--quiet"]
+    if as_of is not None:
+        full += ["--vars", json.dumps({"as_of_date": as_of.isoformat()})]
+    try:
+        result = dbtRunner().invoke(full)
+    finally:
+        DuckDBConnectionManager.close_all_connections()
+        gc.collect()
+    failures: list[str] = []
+    nodes = 0
+    res = result.result
+    if res is not None and hasattr(res, "results"):
+        for r in res.results:
+            nodes += 1
+            status = str(getattr(r.status, "value", r.status))
+            if status in ("error", "fail"):
+                failures.append(f"{r.node.unique_id}: {status} — {(r.message or '').strip()[:500]}")
+    if result.exception is not None:
+        failures.append(f"dbt: {result.exception}")
+    return DbtOutcome(bool(result.success), nodes, failures)
+
+
+def dbt_build(settings: Settings, as_of: dt.date, full_refresh: bool = False) -> DbtOutcome:
+    outcome = run_dbt(settings, ["build", *(["--full-refresh"] if full_refresh else [])], as_of)
+    if not outcome.success:
+        raise DbtFailed("dbt build failed:\n  " + "\n  ".join(outcome.failures or ["(see dbt logs)"]))
+    return outcome
