@@ -1,0 +1,106 @@
+"""The real nightly flow (Prefect, dlt, GX, dbt, DuckDB) on the demo data: the published figures."""
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+AS_OF = dt.date(2024, 12, 20)
+
+PROVINCE_FIGURES = {
+    "valid_products": 191,
+    "valid_products_3_star": 174,
+    "valid_products_4_star": 17,
+    "valid_products_5_star": 0,
+    "districts_with_products": 13,
+    "districts_total": 13,
+    "owners": 120,
+    "owners_enterprise": 19,
+    "owners_cooperative": 34,
+    "owners_cooperative_group": 0,
+    "owners_household": 67,
+    "products_on_ecommerce": 130,
+    "sales_points": 13,
+    "sales_points_state_supported": 6,
+    "sales_points_private": 7,
+}
+ADDITIVE = ["valid_products", "valid_products_3_star", "valid_products_4_star", "valid_products_5_star",
+            "owners", "products_on_ecommerce", "sales_points", "sales_points_state_supported", "sales_points_private"]
+
+
+@pytest.fixture(scope="module")
+def published(demo_night):
+    settings, summary = demo_night
+    con = duckdb.connect(str(settings.published_db), read_only=True)
+    yield con, summary, settings
+    con.close()
+
+
+def test_night_published_and_accepted_every_demo_submission(published):
+    con, summary, settings = published
+    assert summary["outcome"] == "published"
+    assert summary["new_files"] == 26
+    assert summary["rejected"] == 0, summary["verdicts"]
+    assert settings.published_db.exists()
+
+
+def test_province_snapshot_reproduces_the_reported_figures(published):
+    con, _, _ = published
+    cols = list(PROVINCE_FIGURES)
+    row = con.execute(f"select {', '.join(cols)} from marts.kpi_province_snapshot where as_of_date = ?",
+                      [AS_OF]).fetchone()
+    assert row is not None, "no province snapshot for the as-of date"
+    assert dict(zip(cols, row)) == PROVINCE_FIGURES
+
+
+def test_district_snapshot_sums_to_province(published):
+    con, _, _ = published
+    sums = con.execute(f"select {', '.join(f'sum({c})' for c in ADDITIVE)}, count(*), "
+                       f"count(*) filter (where valid_products > 0) "
+                       f"from marts.kpi_district_snapshot where as_of_date = ?", [AS_OF]).fetchone()
+    assert dict(zip(ADDITIVE, sums[:-2])) == {c: PROVINCE_FIGURES[c] for c in ADDITIVE}
+    assert sums[-2:] == (13, 13)
+
+
+def test_every_district_submission_status_and_in_use(published):
+    con, _, _ = published
+    rows = con.execute("select district_code, period, status, in_use from marts.submission_status").fetchall()
+    assert len(rows) == 26
+    in_use = sorted((d, p) for d, p, s, u in rows if u)
+    assert len(in_use) == 13 and {p for _, p in in_use} == {"2024-12"}
+    assert all(s == "accepted" for _, _, s, _ in rows)
+
+
+def test_snapshots_cover_every_month_end_and_the_as_of_date(published):
+    con, _, _ = published
+    dates = [r[0] for r in con.execute("select as_of_date from marts.kpi_province_snapshot order by 1").fetchall()]
+    assert dates[-1] == AS_OF
+    assert dt.date(2024, 11, 30) in dates
+    month_ends = [d for d in dates if (d + dt.timedelta(days=1)).day == 1]
+    assert len(month_ends) == len(dates) - 1  # every month end, plus the as-of date
+
+
+def test_order_lines_newest_version_and_revenue(published):
+    con, _, _ = published
+    dupes = con.execute("select count(*) from (select order_id, line_no from marts.fct_order_line "
+                        "group by all having count(*) > 1)").fetchone()[0]
+    assert dupes == 0
+    bad = con.execute("select count(*) from marts.fct_order_line where revenue_vnd <> "
+                      "case when status = 'completed' then qty * unit_price_vnd - discount_vnd else 0 end").fetchone()[0]
+    assert bad == 0
+    unmapped = con.execute("select count(*) from marts.fct_order_line where is_unmapped_sku").fetchone()[0]
+    assert unmapped > 0  # kept and flagged, not dropped
+
+
+def test_parquet_exports_match_published_tables(published):
+    con, _, settings = published
+    tables = [r[0] for r in con.execute(
+        "select table_name from duckdb_tables() where schema_name = 'marts'").fetchall()]
+    for t in tables:
+        parquet = settings.exports_dir / f"{t}.parquet"
+        assert parquet.exists(), t
+        n = duckdb.execute(f"select count(*) from read_parquet('{parquet}')").fetchone()[0]
+        assert n == con.execute(f"select count(*) from marts.{t}").fetchone()[0]
