@@ -151,7 +151,7 @@ def _issues_from_result(result, frame: pd.DataFrame) -> list[tuple[str, Issue]]:
                 value = by_key.loc[(sid, row)]
                 if isinstance(value, pd.DataFrame):
                     value = value.iloc[0]
-                shown = _display_value(value, column)
+                shown = _display_value(value, meta.get("source_column") or column)
                 out.append((sid, Issue(level, meta.get("rule", cfg.type), meta.get("message_vi", cfg.type),
                                        sheet=value.get("sheet"), row=row, column=meta.get("column_vi", column),
                                        value=shown, fix=meta.get("fix_vi"))))

@@ -26,8 +26,11 @@ OWNER_TYPES = ["doanh_nghiep", "hop_tac_xa", "to_hop_tac", "ho_kinh_doanh"]
 SALES_POINT_KINDS = ["nha_nuoc_ho_tro", "xa_hoi_hoa"]
 
 
-def _meta(rule: str, column_vi: str, message: str, fix: str) -> dict:
-    return {"rule": rule, "column_vi": column_vi, "message_vi": message, "fix_vi": fix}
+def _meta(rule: str, column_vi: str, message: str, fix: str, source_column: str | None = None) -> dict:
+    meta = {"rule": rule, "column_vi": column_vi, "message_vi": message, "fix_vi": fix}
+    if source_column:  # a computed check column: show the district the value of this column
+        meta["source_column"] = source_column
+    return meta
 
 
 def _required(column: str, label: str) -> gxe.Expectation:
@@ -36,9 +39,9 @@ def _required(column: str, label: str) -> gxe.Expectation:
         meta=_meta(f"{column}_required", label, f"Thiếu {label}.", f"Điền {label} cho dòng này."))
 
 
-def _is_true(column: str, rule: str, label: str, message: str, fix: str, severity: str = CRITICAL):
+def _is_true(column: str, source: str, rule: str, label: str, message: str, fix: str, severity: str = CRITICAL):
     return gxe.ExpectColumnValuesToBeInSet(column=column, value_set=[True], severity=severity,
-                                           meta=_meta(rule, label, message, fix))
+                                           meta=_meta(rule, label, message, fix, source))
 
 
 def district_products_expectations() -> list[gxe.Expectation]:
@@ -50,15 +53,15 @@ def district_products_expectations() -> list[gxe.Expectation]:
         _required("ngay_cong_nhan", "Ngày công nhận"),
         _required("ten_chu_the", "Tên chủ thể"),
         _required("loai_hinh_chu_the", "Loại hình chủ thể"),
-        _is_true("code_unique_in_submission", "ma_san_pham_unique", "Mã sản phẩm",
+        _is_true("code_unique_in_submission", "ma_san_pham", "ma_san_pham_unique", "Mã sản phẩm",
                  "Mã sản phẩm bị trùng trong cùng báo cáo.", "Mỗi sản phẩm chỉ ghi một dòng với một mã riêng."),
-        _is_true("code_not_claimed", "ma_san_pham_claimed", "Mã sản phẩm",
+        _is_true("code_not_claimed", "ma_san_pham", "ma_san_pham_claimed", "Mã sản phẩm",
                  "Mã sản phẩm đã thuộc báo cáo được chấp nhận của huyện khác.",
                  "Kiểm tra lại mã do tỉnh cấp; mỗi mã chỉ thuộc một huyện."),
         gxe.ExpectColumnValuesToBeInSet(
             column="hang_sao", value_set=STARS, severity=CRITICAL,
             meta=_meta("hang_sao_in_set", "Hạng sao", "Hạng sao phải là 3, 4 hoặc 5.", "Ghi 3, 4 hoặc 5.")),
-        _is_true("score_in_band", "diem_in_star_band", "Điểm",
+        _is_true("score_in_band", "diem", "diem_in_star_band", "Điểm",
                  "Điểm không khớp hạng sao (3 sao: 50–69, 4 sao: 70–89, 5 sao: 90–100).",
                  "Kiểm tra lại điểm và hạng sao theo quyết định công nhận."),
         gxe.ExpectColumnValuesToBeInSet(
@@ -69,21 +72,21 @@ def district_products_expectations() -> list[gxe.Expectation]:
             column="loai_hinh_chu_the", value_set=OWNER_TYPES, severity=CRITICAL,
             meta=_meta("loai_hinh_chu_the_in_set", "Loại hình chủ thể", "Loại hình chủ thể không hợp lệ.",
                        "Ghi DN, HTX, THT, Hộ kinh doanh hoặc Cơ sở.")),
-        _is_true("recognised_in_period", "ngay_cong_nhan_after_period", "Ngày công nhận",
+        _is_true("recognised_in_period", "ngay_cong_nhan", "ngay_cong_nhan_after_period", "Ngày công nhận",
                  "Ngày công nhận sau ngày cuối kỳ báo cáo.", "Sửa ngày công nhận hoặc báo cáo ở kỳ sau."),
-        _is_true("expiry_valid", "ngay_het_han_invalid", "Ngày hết hạn",
+        _is_true("expiry_valid", "ngay_het_han", "ngay_het_han_invalid", "Ngày hết hạn",
                  "Ngày hết hạn phải sau ngày công nhận và không quá 36 tháng.",
                  "Ngày hết hạn = ngày công nhận + 36 tháng (theo quyết định)."),
-        _is_true("tax_number_valid", "ma_so_thue_format", "Mã số thuế",
+        _is_true("tax_number_valid", "ma_so_thue", "ma_so_thue_format", "Mã số thuế",
                  "Mã số thuế phải gồm 10 chữ số hoặc dạng 10 số-3 số.", "Ví dụ 4300123456 hoặc 4300123456-001."),
         # warnings
-        _is_true("owner_consistent", "chu_the_inconsistent", "Tên chủ thể",
+        _is_true("owner_consistent", "ten_chu_the", "chu_the_inconsistent", "Tên chủ thể",
                  "Cùng một chủ thể (mã số thuế) được ghi khác tên hoặc khác loại hình ở các dòng.",
                  "Thống nhất tên và loại hình chủ thể.", WARNING),
-        _is_true("listing_flag_matches", "len_san_tmdt_mismatch", "Lên sàn TMĐT",
+        _is_true("listing_flag_matches", "len_san_tmdt", "len_san_tmdt_mismatch", "Lên sàn TMĐT",
                  "Cột 'Lên sàn TMĐT' không khớp danh mục của sàn thương mại điện tử tỉnh.",
                  "Kiểm tra sản phẩm đã/chưa có gian hàng trên sàn.", WARNING),
-        _is_true("not_expiring_soon", "expiring_within_90_days", "Ngày hết hạn",
+        _is_true("not_expiring_soon", "ngay_het_han", "expiring_within_90_days", "Ngày hết hạn",
                  "Giấy chứng nhận sắp hết hạn (trong 90 ngày).", "Chuẩn bị hồ sơ đánh giá lại.", WARNING),
         gxe.ExpectColumnValuesToNotBeNull(
             column="xa_phuong", severity=WARNING,
@@ -192,6 +195,9 @@ data_docs_sites:
     site_index_builder:
       class_name: DefaultSiteIndexBuilder
 analytics_enabled: false
+progress_bars:
+  globally: false
+  metric_calculations: false
 """
 
 
