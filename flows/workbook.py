@@ -362,7 +362,11 @@ def _canonical_rows(sub: ParsedSubmission, sheet: SheetData, parsers: dict[str, 
         for i, header in sheet.headers.items():
             if i < len(cells) and _cell_text(cells[i]).strip():
                 v = cells[i]
-                source_values[header] = v.isoformat() if isinstance(v, (dt.date, dt.datetime)) else v
+                if isinstance(v, (dt.date, dt.datetime)):
+                    v = v.isoformat()
+                elif isinstance(v, float) and v.is_integer():
+                    v = int(v)  # Excel stores every number as a float; show 6, not 6.0
+                source_values[header] = v
         for column, parse in parsers.items():
             index = next((i for i, c in sheet.columns.items() if c == column), None)
             raw = cells[index] if index is not None and index < len(cells) else None

@@ -65,3 +65,21 @@ def write_workbook(path: Path, *, unit: str = "UBND HUYỆN LÝ SƠN", period_li
     path.parent.mkdir(parents=True, exist_ok=True)
     wb.save(path)
     return path
+
+
+def check_submission(tmp_path: Path, rows: Sequence[Sequence[Any]], *, name: str = "BC OCOP T12-2024 Ly Son.xlsx",
+                     as_of: dt.date = dt.date(2024, 12, 20), **workbook_kwargs):
+    """Write one workbook, load it raw with dlt, run the GX submission gate: (settings, verdict)."""
+    from flows import districts, gate
+    from flows.config import load_settings
+
+    settings = load_settings(tmp_path / "inbox", tmp_path / "warehouse")
+    write_workbook(settings.districts_inbox / name, rows=rows, **workbook_kwargs)
+    files = districts.find_new_files(settings)
+    subs = districts.parse_files(settings, files, dt.datetime.now(dt.timezone.utc))
+    districts.load_submissions(settings, subs)
+    pending = districts.pending_checks(settings, as_of)
+    verdicts = gate.validate_submissions(settings, pending.submissions, pending.products, pending.sales_points,
+                                         pending.claimed, pending.live_codes, as_of)
+    assert len(verdicts) == 1
+    return settings, next(iter(verdicts.values()))
