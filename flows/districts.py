@@ -168,6 +168,20 @@ def _rows(con: duckdb.DuckDBPyConnection, table: str, ids: list[str]) -> pd.Data
     return df.astype({c: "object" for c in df.columns if str(df[c].dtype) in ("boolean", "bool")})
 
 
+def received_periods(settings: Settings) -> list[tuple[str, str]]:
+    """(district_code, period) of every submission ever received, accepted or not."""
+    con = read_work_db(settings)
+    if con is None:
+        return []
+    try:
+        if not table_exists(con, RAW_DATASET, "submissions"):
+            return []
+        return con.execute(f"select distinct district_code, period from {RAW_DATASET}.submissions "
+                           "where district_code is not null and period is not null").fetchall()
+    finally:
+        con.close()
+
+
 def save_verdicts(settings: Settings, records: list[dict]):
     if not records:
         return None

@@ -16,7 +16,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows import districts, gate, publish as publishing, transform
+from flows import alerts, districts, gate, publish as publishing, transform
 from flows.config import Settings, load_settings, today_in_vietnam
 from flows.workbook import ParsedSubmission
 
@@ -41,6 +41,7 @@ class RunSummary:
     rejected: int = 0
     verdicts: list[dict] = field(default_factory=list)
     ecommerce: dict = field(default_factory=dict)
+    alerts: dict = field(default_factory=dict)
     published_tables: int = 0
     message: str = ""
 
@@ -111,7 +112,24 @@ def validate_submissions(settings: Settings, as_of: dt.date) -> list[dict]:
         r["district_code"] = meta.loc[r["submission_id"], "district_code"]
         r["period"] = meta.loc[r["submission_id"], "period"]
         r["source_file"] = meta.loc[r["submission_id"], "source_file"]
+        r["received_at"] = meta.loc[r["submission_id"], "received_at"]
     return records
+
+
+@task(cache_policy=NO_CACHE)
+def alert_districts(settings: Settings, verdicts: list[dict], as_of: dt.date) -> dict:
+    """Feedback workbooks and notifications for rejected submissions; late reminders. Never raises."""
+    report = alerts.send_rejection_alerts(settings, verdicts)
+    with contextlib.suppress(Exception):
+        create_markdown_artifact(markdown=report.markdown, key="ocop-district-alerts",
+                                 description="Per-district submission status of the night")
+    period = alerts.previous_period(as_of)
+    late = alerts.late_districts(settings, districts.received_periods(settings), as_of)
+    late_report = alerts.send_late_alerts(settings, late, period, today=as_of) if late else None
+    return {"feedback_files": [str(p) for p in report.feedback_files],
+            "notifications_sent": report.notifications_sent + (late_report.notifications_sent if late_report else 0),
+            "notifications_failed": report.notifications_failed + (late_report.notifications_failed if late_report else 0),
+            "late_districts": late}
 
 
 @task(cache_policy=NO_CACHE)
@@ -176,6 +194,7 @@ def nightly(inbox: str | None = None, warehouse: str | None = None, as_of: dt.da
         summary.verdicts = validate_submissions(settings, as_of)
         summary.accepted = sum(v["status"] == "accepted" for v in summary.verdicts)
         summary.rejected = sum(v["status"] == "rejected" for v in summary.verdicts)
+        summary.alerts = alert_districts(settings, summary.verdicts, as_of)
         nothing_new = (not files and not summary.verdicts and not summary.ecommerce.get("rows_loaded")
                        and publishing.published_as_of(settings) == as_of)
         if nothing_new:
