@@ -1,0 +1,104 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key=['order_id', 'line_no'],
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns'
+    )
+}}
+-- One row per e-commerce order line, its newest version. Incremental: a night reads only the lines
+-- loaded since the last run (newer dlt load id or newer updated_at) and re-maps the few stored lines
+-- whose SKU -> product mapping has changed, so a full refresh gives the same rows.
+-- revenue_vnd = qty x unit price - discount for completed lines, 0 otherwise.
+with
+
+sku_map as (
+
+    select sku, ma_san_pham, district_code from {{ ref('int_sku_map') }}
+
+),
+
+new_lines as (
+
+    select
+        order_id, line_no, ordered_at, order_date, sku, channel, status,
+        qty, unit_price_vnd, discount_vnd, updated_at, load_id,
+        1 as priority
+
+    from {{ ref('stg_ecommerce__order_lines') }}
+    {% if is_incremental() %}
+    where load_id > (select coalesce(max(raw_load_id), '') from {{ this }})
+       or updated_at > (select max(updated_at) from {{ this }})
+    {% endif %}
+
+),
+
+{% if is_incremental() %}
+remapped_lines as (
+
+    select
+        stored.order_id, stored.line_no, stored.ordered_at, stored.order_date, stored.sku, stored.channel,
+        stored.status, stored.qty, stored.unit_price_vnd, stored.discount_vnd, stored.updated_at,
+        stored.raw_load_id as load_id,
+        2 as priority
+
+    from {{ this }} as stored
+    left join sku_map on sku_map.sku = stored.sku
+    where stored.ma_san_pham is distinct from sku_map.ma_san_pham
+       or stored.district_code is distinct from sku_map.district_code
+
+),
+{% endif %}
+
+lines as (
+
+    select * from new_lines
+    {% if is_incremental() %}
+    union all
+    select * from remapped_lines
+    {% endif %}
+
+),
+
+newest as (
+
+    select * from lines
+    qualify row_number() over (
+        partition by order_id, line_no order by priority, updated_at desc nulls last, load_id desc
+    ) = 1
+
+),
+
+final as (
+
+    select
+        newest.order_id,
+        cast(newest.line_no as bigint) as line_no,
+        newest.ordered_at,
+        newest.order_date,
+        newest.sku,
+        sku_map.ma_san_pham,
+        sku_map.district_code,
+        newest.channel,
+        newest.status,
+        cast(newest.qty as bigint) as qty,
+        cast(newest.unit_price_vnd as bigint) as unit_price_vnd,
+        cast(newest.discount_vnd as bigint) as discount_vnd,
+        cast(
+            case
+                when newest.status = 'completed'
+                    then coalesce(newest.qty, 0) * coalesce(newest.unit_price_vnd, 0) - coalesce(newest.discount_vnd, 0)
+                else 0
+            end as bigint
+        ) as revenue_vnd,
+        sku_map.ma_san_pham is null as is_unmapped_sku,
+        newest.updated_at,
+        newest.load_id as raw_load_id,
+        cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}+00' as timestamptz) as dbt_loaded_at
+
+    from newest
+    left join sku_map using (sku)
+
+)
+
+select * from final

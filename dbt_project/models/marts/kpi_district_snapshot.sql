@@ -1,0 +1,92 @@
+-- District KPIs: every district of the seed for every as-of date of kpi_province_snapshot, zeros
+-- where it has nothing. An owner with products in two districts counts in each of them.
+with
+
+dates as (
+
+    select as_of_date from {{ ref('int_as_of_dates') }}
+
+),
+
+districts as (
+
+    select district_code, district_name from {{ ref('districts') }}
+
+),
+
+valid as (
+
+    select * from {{ ref('int_product_status_on_date') }}
+    where is_valid
+
+),
+
+product_counts as (
+
+    select
+        as_of_date,
+        district_code,
+        count(*) as valid_products,
+        count(*) filter (where stars = 3) as valid_products_3_star,
+        count(*) filter (where stars = 4) as valid_products_4_star,
+        count(*) filter (where stars = 5) as valid_products_5_star,
+        count(distinct owner_key) as owners,
+        count(distinct owner_key) filter (where owner_type = 'doanh_nghiep') as owners_enterprise,
+        count(distinct owner_key) filter (where owner_type = 'hop_tac_xa') as owners_cooperative,
+        count(distinct owner_key) filter (where owner_type = 'to_hop_tac') as owners_cooperative_group,
+        count(distinct owner_key) filter (where owner_type = 'ho_kinh_doanh') as owners_household,
+        count(*) filter (where is_on_ecommerce) as products_on_ecommerce
+
+    from valid
+    group by as_of_date, district_code
+
+),
+
+sales_point_counts as (
+
+    select
+        dates.as_of_date,
+        sales_points.district_code,
+        count(*) as sales_points,
+        count(*) filter (where sales_points.funding = 'nha_nuoc_ho_tro') as sales_points_state_supported,
+        count(*) filter (where sales_points.funding = 'xa_hoi_hoa') as sales_points_private
+
+    from dates
+    inner join {{ ref('int_sales_points') }} as sales_points
+        on coalesce(sales_points.opened_on <= dates.as_of_date, true)
+    group by dates.as_of_date, sales_points.district_code
+
+),
+
+final as (
+
+    select
+        dates.as_of_date,
+        districts.district_code,
+        districts.district_name,
+        cast(coalesce(product_counts.valid_products, 0) as bigint) as valid_products,
+        cast(coalesce(product_counts.valid_products_3_star, 0) as bigint) as valid_products_3_star,
+        cast(coalesce(product_counts.valid_products_4_star, 0) as bigint) as valid_products_4_star,
+        cast(coalesce(product_counts.valid_products_5_star, 0) as bigint) as valid_products_5_star,
+        cast(coalesce(product_counts.owners, 0) as bigint) as owners,
+        cast(coalesce(product_counts.owners_enterprise, 0) as bigint) as owners_enterprise,
+        cast(coalesce(product_counts.owners_cooperative, 0) as bigint) as owners_cooperative,
+        cast(coalesce(product_counts.owners_cooperative_group, 0) as bigint) as owners_cooperative_group,
+        cast(coalesce(product_counts.owners_household, 0) as bigint) as owners_household,
+        cast(coalesce(product_counts.products_on_ecommerce, 0) as bigint) as products_on_ecommerce,
+        cast(coalesce(sales_point_counts.sales_points, 0) as bigint) as sales_points,
+        cast(coalesce(sales_point_counts.sales_points_state_supported, 0) as bigint) as sales_points_state_supported,
+        cast(coalesce(sales_point_counts.sales_points_private, 0) as bigint) as sales_points_private
+
+    from dates
+    cross join districts
+    left join product_counts
+        on product_counts.as_of_date = dates.as_of_date
+        and product_counts.district_code = districts.district_code
+    left join sales_point_counts
+        on sales_point_counts.as_of_date = dates.as_of_date
+        and sales_point_counts.district_code = districts.district_code
+
+)
+
+select * from final
