@@ -1,0 +1,331 @@
+"""E-commerce feed files -> raw.ecommerce_* through real dlt pipelines into a real DuckDB file."""
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from flows.config import Settings
+from flows.ecommerce import EcommerceLoadReport, load_ecommerce
+from flows.platform_server import (
+    completed_revenue,
+    generate_listings,
+    generate_order_lines,
+    iso,
+    write_csv,
+    write_jsonl,
+)
+
+START = dt.datetime(2024, 12, 1, 8, 0, tzinfo=dt.timezone(dt.timedelta(hours=7)))
+
+
+# ---- helpers (shared with tests/test_ecommerce_api.py) -------------------------------------
+def make_settings(tmp_path: Path, **kw) -> Settings:
+    return Settings(inbox=tmp_path / "inbox", warehouse=tmp_path / "warehouse", **kw)
+
+
+def query(settings: Settings, sql: str, params: list | None = None) -> list[tuple]:
+    con = duckdb.connect(str(settings.work_db))
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
+def figures(settings: Settings) -> tuple[int, int]:
+    """(order lines, revenue of completed lines) as stored."""
+    n, rev = query(settings, """
+        select count(*), coalesce(sum(case when status = 'completed'
+                                           then qty * unit_price_vnd - discount_vnd else 0 end), 0)
+        from raw.ecommerce_order_lines""")[0]
+    return n, int(rev)
+
+
+def snapshot(settings: Settings) -> dict[str, tuple]:
+    """Content of every e-commerce table, order-independent (lineage columns excluded)."""
+    out = {}
+    for table, cols in {
+        "ecommerce_listings": "listing_id, sku, ma_san_pham, title, price_vnd, status, listed_at, updated_at",
+        "ecommerce_order_lines": "order_id, line_no, ordered_at, sku, qty, unit_price_vnd, discount_vnd, "
+                                 "channel, status, buyer_province, updated_at",
+        "ecommerce_quarantine": "source, line_number, raw_text, reason",
+        "ecommerce_files": "content_hash, source_file",
+    }.items():
+        try:
+            out[table] = query(settings, f"select count(*), md5(string_agg(x, '|' order by x)) from "
+                                         f"(select concat_ws(',', {cols}) as x from raw.{table})")[0]
+        except duckdb.CatalogException:
+            out[table] = None
+    return out
+
+
+def newest(records: list[dict]) -> dict[tuple, dict]:
+    out: dict[tuple, dict] = {}
+    for r in records:
+        k = (r["order_id"], r["line_no"])
+        if k not in out or dt.datetime.fromisoformat(r["updated_at"]) >= dt.datetime.fromisoformat(out[k]["updated_at"]):
+            out[k] = r
+    return out
+
+
+def feed(settings: Settings) -> Path:
+    d = settings.ecommerce_inbox
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+@pytest.fixture
+def catalogue() -> list[dict]:
+    return generate_listings(40, seed=7, start=START)
+
+
+@pytest.fixture
+def lines(catalogue) -> list[dict]:
+    return generate_order_lines(600, catalogue, seed=7, start=START)
+
+
+# ---- tests -----------------------------------------------------------------------------------
+def test_first_load_then_increment_with_new_and_changed_lines(tmp_path, catalogue, lines):
+    s = make_settings(tmp_path)
+    write_jsonl(feed(s) / "listings_2024-12-01.jsonl", catalogue)
+    write_jsonl(feed(s) / "orders_2024-12-01.jsonl.gz", lines)
+
+    r1 = load_ecommerce(s)
+    assert isinstance(r1, EcommerceLoadReport)
+    assert r1.files_loaded == ["listings_2024-12-01.jsonl", "orders_2024-12-01.jsonl.gz"]
+    assert r1.rows_loaded["ecommerce_order_lines"] == 600
+    assert r1.rows_loaded["ecommerce_listings"] == 40
+    assert r1.quarantined == {} and r1.api_status == "not_configured"
+    assert figures(s) == (600, completed_revenue(lines))
+
+    # the next day: 50 new lines, 30 changed (cancelled / returned / qty fixed), and 5 lines
+    # re-sent in an *older* version than the stored one (must not win)
+    later = START + dt.timedelta(days=1)
+    new = generate_order_lines(50, catalogue, seed=8, start=later, first_order=900_000)
+    changed = []
+    for i, old in enumerate(lines[:30]):
+        rec = dict(old, updated_at=iso(later + dt.timedelta(minutes=i)))
+        if i % 3 == 0:
+            rec["status"] = "cancelled"
+        elif i % 3 == 1:
+            rec["status"] = "returned"
+        else:
+            rec["status"], rec["qty"] = "completed", rec["qty"] + 10
+        changed.append(rec)
+    stale = [dict(old, status="completed", qty=999, updated_at=iso(START - dt.timedelta(days=365)))
+             for old in lines[100:105]]
+    write_jsonl(feed(s) / "orders_2024-12-02.jsonl", new + changed + stale)
+
+    r2 = load_ecommerce(s)
+    assert r2.files_loaded == ["orders_2024-12-02.jsonl"]
+    assert sorted(r2.files_skipped) == ["listings_2024-12-01.jsonl", "orders_2024-12-01.jsonl.gz"]
+    assert r2.rows_loaded["ecommerce_order_lines"] == 80  # the 5 stale lines are not written
+    truth = newest(lines + new + changed + stale)
+    assert figures(s) == (650, completed_revenue(truth.values()))
+    assert figures(s)[1] == completed_revenue(lines + new + changed + stale)
+    assert query(s, "select count(*) from raw.ecommerce_order_lines where qty = 999") == [(0,)]
+    # nothing counted twice
+    assert query(s, "select count(*) - count(distinct (order_id, line_no)) from raw.ecommerce_order_lines") == [(0,)]
+    reg = query(s, "select source_file, rows_valid, rows_loaded, rows_stale from raw.ecommerce_files "
+                   "where source_file = 'orders_2024-12-02.jsonl'")
+    assert reg == [("orders_2024-12-02.jsonl", 85, 80, 5)]
+    # lineage
+    assert query(s, "select source, source_line from raw.ecommerce_order_lines where order_id = ? and line_no = ?",
+                 [changed[4]["order_id"], changed[4]["line_no"]]) == [("orders_2024-12-02.jsonl", 50 + 4 + 1)]
+
+
+def test_same_file_twice_changes_nothing(tmp_path, catalogue, lines):
+    s = make_settings(tmp_path)
+    write_jsonl(feed(s) / "listings.jsonl", catalogue)
+    path = write_jsonl(feed(s) / "orders_a.jsonl", lines + [dict(lines[0], order_id="BAD", qty=-1)])
+    load_ecommerce(s)
+    before = snapshot(s)
+    assert before["ecommerce_quarantine"][0] == 1
+
+    r = load_ecommerce(s)  # same files again
+    assert r.files_loaded == [] and sorted(r.files_skipped) == ["listings.jsonl", "orders_a.jsonl"]
+    assert r.rows_loaded == {} and r.quarantined == {}
+    shutil.copy(path, feed(s) / "orders_copy_renamed.jsonl")  # same bytes, another name
+    r = load_ecommerce(s)
+    assert "orders_copy_renamed.jsonl" in r.files_skipped and r.files_loaded == []
+    assert snapshot(s) == before
+    # each loaded file is archived once, by content hash
+    assert len(list((s.raw_files_dir / "ecommerce").iterdir())) == 2
+
+
+def test_newest_wins_within_one_load_across_batches(tmp_path, catalogue):
+    s = make_settings(tmp_path)
+    write_jsonl(feed(s) / "listings.jsonl", catalogue)
+    base = {"order_id": "DH1", "line_no": 1, "ordered_at": "2024-12-01T10:00:00+07:00", "sku": catalogue[0]["sku"],
+            "qty": 1, "unit_price_vnd": 10_000, "discount_vnd": 0, "channel": "web", "buyer_province": "Quảng Ngãi"}
+    versions = [
+        dict(base, status="completed", qty=1, updated_at="2024-12-01T10:00:00+07:00"),
+        dict(base, status="returned", qty=3, updated_at="2024-12-03T10:00:00+07:00"),  # newest
+        dict(base, status="completed", qty=2, updated_at="2024-12-02T10:00:00+07:00"),
+    ]
+    other = [dict(base, order_id=f"DH{i}", status="completed", updated_at="2024-12-01T11:00:00+07:00")
+             for i in range(2, 7)]
+    write_jsonl(feed(s) / "orders_1.jsonl", [versions[0], *other[:2], versions[1], *other[2:], versions[2]])
+    write_jsonl(feed(s) / "orders_2.jsonl", [versions[0]])  # a second file, same load, older version
+    r = load_ecommerce(s, batch_size=2)  # several Arrow batches per file
+    assert r.rows_loaded["ecommerce_order_lines"] == 9
+    assert query(s, "select status, qty from raw.ecommerce_order_lines where order_id = 'DH1'") == [("returned", 3)]
+    assert figures(s) == (6, 5 * 10_000)
+
+
+def test_bad_lines_are_quarantined_and_good_lines_load(tmp_path, catalogue):
+    s = make_settings(tmp_path)
+    write_jsonl(feed(s) / "listings.jsonl", catalogue)
+    sku = catalogue[0]["sku"]
+    good = {"order_id": "G1", "line_no": 1, "ordered_at": "2024-12-01T10:00:00+07:00", "sku": sku, "qty": 2,
+            "unit_price_vnd": 50_000, "discount_vnd": 1_000, "channel": "web", "status": "completed",
+            "buyer_province": "Quảng Ngãi", "updated_at": "2024-12-01T10:00:00+07:00"}
+    rows = [
+        json.dumps(good),                                                        # 1 ok
+        '{"order_id": "B1", "line_no": 1, "qty": 2,',                            # 2 malformed
+        json.dumps({k: v for k, v in good.items() if k != "order_id"}),          # 3 missing key
+        json.dumps(dict(good, order_id="B3", line_no=None)),                     # 4 missing key
+        json.dumps(dict(good, order_id="B4", qty=-3)),                           # 5 negative qty
+        json.dumps(dict(good, order_id="B5", status="shipped")),                 # 6 unknown status
+        json.dumps(dict(good, order_id="W1", sku="SKU-NOT-THERE")),              # 7 unknown sku: warning, loaded
+        "",                                                                      # 8 blank: ignored
+        json.dumps(dict(good, order_id="B6", qty="hai")),                        # 9 invalid value
+        "[1, 2, 3]",                                                             # 10 not an object
+        json.dumps(dict(good, order_id="G2", qty="3", line_no=2.0, unit_price_vnd="50000")),  # 11 ok (coerced)
+        json.dumps(dict(good, order_id="B7", updated_at=None)),                  # 12 missing key (updated_at)
+        json.dumps(dict(good, order_id="G3", status=" Completed ")),             # 13 ok (normalised)
+    ]
+    (feed(s) / "orders_bad.jsonl").write_text("\n".join(rows) + "\n", encoding="utf-8")
+
+    r = load_ecommerce(s)
+    assert r.quarantined == {"malformed_json": 2, "missing_key": 3, "negative_qty": 1, "unknown_status": 1,
+                             "unknown_sku": 1, "invalid_value": 1}
+    assert r.warnings == {"unknown_sku": 1}
+    assert r.rejected_total == 8
+    loaded = query(s, "select order_id, line_no, qty, status from raw.ecommerce_order_lines order by 1")
+    assert loaded == [("G1", 1, 2, "completed"), ("G2", 2, 3, "completed"), ("G3", 1, 2, "completed"),
+                      ("W1", 1, 2, "completed")]
+    q = query(s, "select line_number, reason, severity, source, raw_text, detail from raw.ecommerce_quarantine "
+                 "order by line_number")
+    assert [(x[0], x[1], x[2]) for x in q] == [
+        (2, "malformed_json", "error"), (3, "missing_key", "error"), (4, "missing_key", "error"),
+        (5, "negative_qty", "error"), (6, "unknown_status", "error"), (7, "unknown_sku", "warning"),
+        (9, "invalid_value", "error"), (10, "malformed_json", "error"), (12, "missing_key", "error"),
+    ]
+    assert all(x[3] == "orders_bad.jsonl" for x in q)
+    assert q[0][4] == rows[1] and q[3][4] == rows[4]  # the raw text, as sent
+    assert "qty = -3" in q[3][5] and "shipped" in q[4][5] and "order_id" in q[1][5]
+    assert query(s, "select rows_valid, rows_rejected, rows_warned from raw.ecommerce_files "
+                    "where source_file = 'orders_bad.jsonl'") == [(4, 8, 1)]
+    assert query(s, "select count(*) from raw.ecommerce_quarantine where loaded_at is null") == [(0,)]
+
+
+def test_csv_and_gzip_variants_load_the_same(tmp_path, catalogue, lines):
+    ref = make_settings(tmp_path / "jsonl")
+    write_jsonl(feed(ref) / "listings.jsonl", catalogue)
+    write_jsonl(feed(ref) / "orders.jsonl", lines)
+    load_ecommerce(ref)
+
+    s = make_settings(tmp_path / "csv")
+    write_csv(feed(s) / "listings_2024.csv.gz", catalogue)
+    write_csv(feed(s) / "orders_part1.csv", lines[:300])
+    # part 2: semicolon-separated, columns in another order, header in upper case, gzip, BOM
+    fields = list(reversed(lines[0].keys()))
+    body = ";".join(f.upper() for f in fields) + "\r\n" + "".join(
+        ";".join("" if r[f] is None else str(r[f]) for f in fields) + "\r\n" for r in lines[300:500])
+    (feed(s) / "orders_part2.csv.gz").write_bytes(gzip.compress(("\ufeff" + body).encode("utf-8")))
+    write_jsonl(feed(s) / "orders_part3.ndjson.gz", lines[500:])
+    r = load_ecommerce(s)
+    assert r.quarantined == {}
+    assert sorted(r.files_loaded) == ["listings_2024.csv.gz", "orders_part1.csv", "orders_part2.csv.gz",
+                                      "orders_part3.ndjson.gz"]
+    a, b = snapshot(ref), snapshot(s)
+    assert a["ecommerce_order_lines"] == b["ecommerce_order_lines"]
+    assert a["ecommerce_listings"] == b["ecommerce_listings"]
+    assert figures(s) == (600, completed_revenue(lines))
+    assert query(s, "select compression, format from raw.ecommerce_files where source_file = 'orders_part2.csv.gz'") \
+        == [("gzip", "csv")]
+    assert query(s, "select source_line from raw.ecommerce_order_lines where order_id = ? and line_no = ?",
+                 [lines[301]["order_id"], lines[301]["line_no"]]) == [(3,)]
+
+
+def test_bad_csv_rows(tmp_path, catalogue):
+    s = make_settings(tmp_path)
+    write_jsonl(feed(s) / "listings.jsonl", catalogue)
+    sku = catalogue[1]["sku"]
+    text = (
+        "order_id,line_no,ordered_at,sku,qty,unit_price_vnd,discount_vnd,channel,status,buyer_province,updated_at\n"
+        f"C1,1,2024-12-01T10:00:00+07:00,{sku},1,20000,0,web,completed,Quảng Ngãi,2024-12-01T10:00:00+07:00\n"
+        f"C2,1,2024-12-01T10:00:00+07:00,{sku},1,20000\n"
+        f"C3,1,2024-12-01T10:00:00+07:00,{sku},x1,20000,0,web,completed,Hà Nội,2024-12-01T10:00:00+07:00\n"
+        f"C4,1,not a date,{sku},1,20000,0,web,completed,Hà Nội,2024-12-01T10:00:00+07:00\n"
+        f'C5,1,2024-12-01 10:00:00,{sku},2,20000,,app,completed,"Quảng Ngãi, VN",2024-12-01 10:00:00\n'
+    )
+    (feed(s) / "orders.csv").write_text(text, encoding="utf-8")
+    r = load_ecommerce(s)
+    assert r.quarantined == {"malformed_csv": 1, "invalid_value": 2}
+    assert query(s, "select line_number, reason from raw.ecommerce_quarantine order by 1") == [
+        (3, "malformed_csv"), (4, "invalid_value"), (5, "invalid_value")]
+    # naive timestamps are Vietnam time; an empty discount is 0
+    assert query(s, "select order_id, ordered_at = '2024-12-01 03:00:00+00'::timestamptz, discount_vnd, "
+                    "buyer_province from raw.ecommerce_order_lines order by 1") == [
+        ("C1", True, 0, "Quảng Ngãi"), ("C5", True, 0, "Quảng Ngãi, VN")]
+
+
+def test_truncated_gzip_loads_what_was_readable(tmp_path, catalogue, lines):
+    s = make_settings(tmp_path)
+    write_jsonl(feed(s) / "listings.jsonl", catalogue)
+    data = gzip.compress("".join(json.dumps(r) + "\n" for r in lines).encode())
+    (feed(s) / "orders_cut.jsonl.gz").write_bytes(data[: len(data) // 2])
+    r = load_ecommerce(s, batch_size=50)
+    assert r.files_partial == ["orders_cut.jsonl.gz"]
+    assert r.quarantined == {"unreadable_file": 1}
+    n, _ = figures(s)
+    assert 0 < n < len(lines)
+    assert query(s, "select status from raw.ecommerce_files where source_file = 'orders_cut.jsonl.gz'") == [("partial",)]
+
+
+def test_raw_tables_follow_the_contract(tmp_path, catalogue, lines):
+    s = make_settings(tmp_path)
+    write_jsonl(feed(s) / "listings.jsonl", catalogue)
+    write_jsonl(feed(s) / "orders.jsonl", lines[:10] + [dict(lines[0], order_id="X", qty=-1)])
+    load_ecommerce(s)
+
+    def types(table):
+        return {name: typ for name, typ, *_ in query(s, f"describe raw.{table}")}
+
+    ol = types("ecommerce_order_lines")
+    assert ol == {
+        "order_id": "VARCHAR", "line_no": "BIGINT", "ordered_at": "TIMESTAMP WITH TIME ZONE", "sku": "VARCHAR",
+        "qty": "BIGINT", "unit_price_vnd": "BIGINT", "discount_vnd": "BIGINT", "channel": "VARCHAR",
+        "status": "VARCHAR", "buyer_province": "VARCHAR", "updated_at": "TIMESTAMP WITH TIME ZONE",
+        "source": "VARCHAR", "source_line": "BIGINT", "loaded_at": "TIMESTAMP WITH TIME ZONE",
+        "_dlt_load_id": "VARCHAR",
+    }
+    li = types("ecommerce_listings")
+    assert li == {
+        "listing_id": "VARCHAR", "sku": "VARCHAR", "ma_san_pham": "VARCHAR", "title": "VARCHAR",
+        "price_vnd": "BIGINT", "status": "VARCHAR", "listed_at": "TIMESTAMP WITH TIME ZONE",
+        "updated_at": "TIMESTAMP WITH TIME ZONE", "source": "VARCHAR", "source_line": "BIGINT",
+        "loaded_at": "TIMESTAMP WITH TIME ZONE", "_dlt_load_id": "VARCHAR",
+    }
+    q = types("ecommerce_quarantine")
+    for col in ("source", "line_number", "raw_text", "reason", "loaded_at"):
+        assert col in q
+    # +07:00 offsets are kept as instants
+    first = lines[0]
+    got = query(s, "select epoch(ordered_at) from raw.ecommerce_order_lines where order_id = ? and line_no = ?",
+                [first["order_id"], first["line_no"]])[0][0]
+    assert got == dt.datetime.fromisoformat(first["ordered_at"]).timestamp()
+    assert query(s, "select count(*) from raw.ecommerce_order_lines where _dlt_load_id is null") == [(0,)]
+
+
+def test_no_inbox_no_load(tmp_path):
+    s = make_settings(tmp_path)
+    r = load_ecommerce(s)
+    assert r.files_loaded == [] and r.load_ids == [] and r.api_status == "not_configured"
