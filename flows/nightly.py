@@ -195,7 +195,7 @@ def nightly(inbox: str | None = None, warehouse: str | None = None, as_of: dt.da
         summary.accepted = sum(v["status"] == "accepted" for v in summary.verdicts)
         summary.rejected = sum(v["status"] == "rejected" for v in summary.verdicts)
         summary.alerts = alert_districts(settings, summary.verdicts, as_of)
-        nothing_new = (not files and not summary.verdicts and not summary.ecommerce.get("rows_loaded")
+        nothing_new = (not files and not summary.verdicts and not any(summary.ecommerce.get("rows_loaded", {}).values())
                        and publishing.published_as_of(settings) == as_of)
         if nothing_new:
             summary.outcome, summary.message = "nothing_new", "nothing new to publish; the published database is current"
