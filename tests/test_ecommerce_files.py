@@ -239,7 +239,10 @@ def test_csv_and_gzip_variants_load_the_same(tmp_path, catalogue, lines):
     body = ";".join(f.upper() for f in fields) + "\r\n" + "".join(
         ";".join("" if r[f] is None else str(r[f]) for f in fields) + "\r\n" for r in lines[300:500])
     (feed(s) / "orders_part2.csv.gz").write_bytes(gzip.compress(("\ufeff" + body).encode("utf-8")))
-    write_jsonl(feed(s) / "orders_part3.ndjson.gz", lines[500:])
+    # part 3: gzip with two members (concatenated .gz files are valid gzip)
+    (feed(s) / "orders_part3.ndjson.gz").write_bytes(b"".join(
+        gzip.compress("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in part).encode())
+        for part in (lines[500:550], lines[550:])))
     r = load_ecommerce(s)
     assert r.quarantined == {}
     assert sorted(r.files_loaded) == ["listings_2024.csv.gz", "orders_part1.csv", "orders_part2.csv.gz",

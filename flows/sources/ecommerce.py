@@ -38,6 +38,7 @@ import hashlib
 import io
 import json
 import logging
+import zlib
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -406,24 +407,78 @@ def _columns_from_records(spec: FeedSpec, records: Sequence[dict]) -> tuple[dict
     return cols, invalid
 
 
-def _jsonl_chunks(fh: BinaryIO, spec: FeedSpec, batch_size: int) -> Iterator[_Chunk]:
-    first = 1
-    schema = spec.json_schema()
+_READ_BLOCK = 1 << 23  # 8 MiB of text per read
+_GZ_BLOCK = 1 << 20  # 1 MiB of compressed bytes per read
+
+
+def _gunzip_blocks(raw: BinaryIO) -> Iterator[bytes]:
+    """Decompressed blocks of a gzip file (multi-member too). A truncated file yields all it
+    can and then raises EOFError; corrupt data raises zlib.error."""
+    d = zlib.decompressobj(wbits=31)
+    in_member = False
     while True:
-        lines = list(islice(fh, batch_size))
-        if not lines:
-            return
-        if first == 1 and lines[0].startswith(b"\xef\xbb\xbf"):
-            lines[0] = lines[0][3:]
-        yield _parse_json_lines(spec, schema, lines, first)
-        first += len(lines)
+        data = raw.read(_GZ_BLOCK)
+        if not data:
+            break
+        while data:
+            in_member = True
+            out = d.decompress(data)
+            if out:
+                yield out
+            if d.eof:
+                data, d, in_member = d.unused_data, zlib.decompressobj(wbits=31), False
+                if not data.strip(b"\x00"):
+                    data = b""
+            else:
+                data = b""
+    if in_member:
+        tail = d.flush()
+        if tail:
+            yield tail
+        raise EOFError("compressed file ended before the end-of-stream marker was reached")
+
+
+def _blocks(f: "FeedFile", raw: BinaryIO) -> Iterator[bytes]:
+    if f.compression == "gzip":
+        return _gunzip_blocks(raw)
+    return iter(lambda: raw.read(_READ_BLOCK), b"")
+
+
+def _jsonl_chunks(blocks: Iterator[bytes], spec: FeedSpec, batch_size: int) -> Iterator[_Chunk]:
+    """Chunks of `batch_size` lines; the file is read in large blocks and split in C."""
+    schema = spec.json_schema()
+    first = 1
+    rest = b""
+    pending: list[bytes] = []
+    while True:
+        try:
+            block = next(blocks, b"")
+        except (OSError, EOFError, zlib.error):
+            if pending:  # a truncated file: what was read loads, then the error is reported
+                yield _parse_json_lines(spec, schema, pending, first)
+            raise
+        if not block:
+            break
+        if first == 1 and not pending and not rest and block.startswith(b"\xef\xbb\xbf"):
+            block = block[3:]
+        parts = (rest + block).split(b"\n")
+        rest = parts.pop()
+        pending.extend(parts)
+        while len(pending) >= batch_size:
+            lines, pending = pending[:batch_size], pending[batch_size:]
+            yield _parse_json_lines(spec, schema, lines, first)
+            first += len(lines)
+    if rest:
+        pending.append(rest)
+    if pending:
+        yield _parse_json_lines(spec, schema, pending, first)
 
 
 def _parse_json_lines(spec: FeedSpec, schema: pa.Schema, lines: list[bytes], first: int) -> _Chunk:
     """Fast path: pyarrow's JSON reader on the whole chunk; on any error, line by line."""
     try:
         tbl = pa_json.read_json(
-            io.BytesIO(b"".join(lines)),
+            io.BytesIO(b"\n".join(lines)),
             parse_options=pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
         )
         if tbl.num_rows == len(lines):
@@ -544,7 +599,8 @@ def _clean_text(arr: pa.Array) -> pa.Array:
     if not pa.types.is_string(arr.type):
         arr = pc.cast(arr, pa.string())
     arr = pc.utf8_trim_whitespace(arr)
-    arr = pc.utf8_normalize(arr, "NFC")
+    if not pc.all(pc.string_is_ascii(arr)).as_py():
+        arr = pc.utf8_normalize(arr, "NFC")
     return pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
 
 
@@ -773,12 +829,6 @@ def _now() -> dt.datetime:
 # --------------------------------------------------------------------------------------------
 # Source 1: feed files
 # --------------------------------------------------------------------------------------------
-def _open(f: FeedFile) -> BinaryIO:
-    if f.compression == "gzip":
-        return gzip.open(f.path, "rb")  # type: ignore[return-value]
-    return open(f.path, "rb")
-
-
 def _file_items(files: Sequence[FeedFile], known_skus: set[str], is_newer: NewerCheck | None,
                 batch_size: int, loaded_at: dt.datetime) -> Iterator[Any]:
     skus = set(known_skus)
@@ -786,16 +836,19 @@ def _file_items(files: Sequence[FeedFile], known_skus: set[str], is_newer: Newer
         spec = SPECS[f.kind]
         stats = dict(lines_read=0, rows_valid=0, rows_loaded=0, rows_stale=0, rows_rejected=0, rows_warned=0)
         status, error = "loaded", None
-        reader = _jsonl_chunks if f.fmt == "jsonl" else _csv_chunks
         log.info("ecommerce: reading %s (%s, %s)", f.name, f.kind, f.fmt)
-        with _open(f) as fh:
-            chunks = reader(fh, spec, batch_size)
+        with open(f.path, "rb") as raw:
+            if f.fmt == "jsonl":
+                chunks = _jsonl_chunks(_blocks(f, raw), spec, batch_size)
+            else:
+                text = gzip.GzipFile(fileobj=raw, mode="rb") if f.compression else raw
+                chunks = _csv_chunks(text, spec, batch_size)  # type: ignore[arg-type]
             while True:
                 try:
                     chunk = next(chunks)
                 except StopIteration:
                     break
-                except (OSError, EOFError, gzip.BadGzipFile, UnicodeDecodeError) as e:
+                except (OSError, EOFError, zlib.error, UnicodeDecodeError) as e:
                     # truncated / corrupt file: keep what was read, quarantine the rest as one record
                     status, error = "partial", f"{type(e).__name__}: {e}"
                     after = stats["lines_read"]
