@@ -228,7 +228,13 @@ def run_dbt(db_path: str | Path, args: list[str], as_of: str = AS_OF, work_dir: 
             "--profiles-dir", str(DBT_PROJECT_DIR),
             "--vars", f"{{as_of_date: '{as_of}'}}",
         ]
-        return dbtRunner().invoke(cli_args)
+        try:
+            return dbtRunner().invoke(cli_args)
+        finally:
+            # dbt-duckdb keeps the database open in this process; let go of it (as flows/transform.py does)
+            from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+            DuckDBConnectionManager.close_all_connections()
     finally:
         for k, v in old.items():
             if v is None:
