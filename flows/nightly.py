@@ -154,6 +154,15 @@ def publish_marts(settings: Settings, run_id: str, as_of: dt.date) -> publishing
 
 
 @task(cache_policy=NO_CACHE)
+def document_marts(settings: Settings, as_of: dt.date) -> bool:
+    """dbt docs for analysts; a failure here is logged, it does not undo the publication."""
+    outcome = transform.dbt_docs(settings, as_of)
+    if not outcome.success:
+        get_run_logger().warning("dbt docs generate failed: %s", outcome.failures)
+    return outcome.success
+
+
+@task(cache_policy=NO_CACHE)
 def report(settings: Settings, summary: RunSummary) -> str:
     lines = [f"# OCOP nightly run {summary.run_id}", "",
              f"- as-of date: **{summary.as_of}**", f"- outcome: **{summary.outcome}**",
@@ -213,6 +222,7 @@ def nightly(inbox: str | None = None, warehouse: str | None = None, as_of: dt.da
             publication = publish_marts(settings, summary.run_id, as_of)
             summary.published_tables = len(publication.tables)
             summary.outcome, summary.message = "published", f"published {publication.path}"
+            document_marts(settings, as_of)
         summary.finished_at = dt.datetime.now(dt.timezone.utc)
         # 7. report
         report(settings, summary)

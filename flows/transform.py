@@ -21,14 +21,15 @@ class DbtOutcome:
     failures: list[str]
 
 
-def run_dbt(settings: Settings, args: list[str], as_of: dt.date | None = None) -> DbtOutcome:
+def run_dbt(settings: Settings, args: list[str], as_of: dt.date | None = None,
+            target_path: str | None = None) -> DbtOutcome:
     """Invoke dbt in this process, then release dbt-duckdb's hold on the database file."""
     from dbt.adapters.duckdb.connections import DuckDBConnectionManager
     from dbt.cli.main import dbtRunner
 
     os.environ.update(settings.dbt_environment())
     full = [*args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
-            "--target-path", str(settings.dbt_target_dir), "--log-path", str(settings.work_dir / "dbt-logs"),
+            "--target-path", target_path or str(settings.dbt_target_dir), "--log-path", str(settings.work_dir / "dbt-logs"),
             "--quiet"]
     if as_of is not None:
         full += ["--vars", json.dumps({"as_of_date": as_of.isoformat()})]
@@ -56,3 +57,9 @@ def dbt_build(settings: Settings, as_of: dt.date, full_refresh: bool = False) ->
     if not outcome.success:
         raise DbtFailed("dbt build failed:\n  " + "\n  ".join(outcome.failures or ["(see dbt logs)"]))
     return outcome
+
+
+def dbt_docs(settings: Settings, as_of: dt.date) -> DbtOutcome:
+    """dbt docs (catalog of the marts, lineage) under warehouse/reports/dbt-docs: open static_index.html."""
+    return run_dbt(settings, ["docs", "generate", "--static"], as_of,
+                   target_path=str(settings.reports_dir / "dbt-docs"))
