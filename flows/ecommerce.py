@@ -265,7 +265,7 @@ def load_ecommerce(settings: Settings, pipeline: dlt.Pipeline | None = None,
     if url:
         if not token:
             report.api_status = API_AUTH_FAILED
-            report.api_error = str(FeedApiAuthError(None, url)).replace("(HTTP None)", "(no token / không có token)")
+            report.api_error = str(FeedApiAuthError(None, url))
         else:
             with stored:
                 known = stored.known_skus()

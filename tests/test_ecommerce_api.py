@@ -224,3 +224,28 @@ def test_cursor_state_survives_in_the_destination(tmp_path, platform):
     pipeline.sync_destination()
     r = load_ecommerce(s, pipeline=pipeline, api_options=FAST)
     assert r.rows_loaded == {} and statuses(platform, n) == [200, 200]
+
+
+def test_the_token_is_never_written_to_disk(tmp_path, platform, monkeypatch):
+    """Neither the dlt pipeline folder (state, traces, packages) nor the warehouse holds the token,
+    whether it came from Settings or from dlt secrets (here their environment form)."""
+    s = api_settings(tmp_path / "a", platform)
+    load_ecommerce(s, api_options=FAST)
+    platform.force_status(401)
+    load_ecommerce(s, api_options=FAST)
+    platform.force_status(None)
+    monkeypatch.setenv("SOURCES__ECOMMERCE_API__BASE_URL", platform.url)
+    monkeypatch.setenv("SOURCES__ECOMMERCE_API__TOKEN", platform.token)
+    load_ecommerce(make_settings(tmp_path / "b"), api_options=FAST)
+    secret = platform.token.encode()
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert secret not in path.read_bytes(), path
+
+
+def test_url_without_token_is_reported_not_sent(tmp_path, platform):
+    s = make_settings(tmp_path, feed_api_url=platform.url)
+    r = load_ecommerce(s, api_options=FAST)
+    assert r.api_status == "auth_failed"
+    assert "Chưa cấu hình token" in r.api_error and "No API token is configured" in r.api_error
+    assert platform.requests == []

@@ -214,6 +214,16 @@ class FeedApiAuthError(FeedApiError):
 
     def __init__(self, status: int | None, endpoint: str):
         self.status, self.endpoint = status, endpoint
+        if status is None:  # no token configured: the request is not even sent
+            super().__init__(
+                f"Chưa cấu hình token API cho nền tảng thương mại điện tử ({endpoint}): đặt "
+                "sources.ecommerce_api.token trong .dlt/secrets.toml hoặc biến OCOP_FEED_API_TOKEN. "
+                "Nguồn API dừng trong đêm nay, các nguồn khác vẫn chạy. / "
+                f"No API token is configured for the e-commerce platform ({endpoint}): set "
+                "sources.ecommerce_api.token in .dlt/secrets.toml or OCOP_FEED_API_TOKEN. "
+                "The API source stops for tonight; the other sources go on."
+            )
+            return
         super().__init__(
             f"Nền tảng thương mại điện tử từ chối xác thực (HTTP {status}) khi đọc {endpoint}: "
             "kiểm tra token API (sources.ecommerce_api.token trong .dlt/secrets.toml hoặc biến "
