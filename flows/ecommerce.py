@@ -77,6 +77,16 @@ class EcommerceLoadReport:
     def ok(self) -> bool:
         return self.api_status in (API_OK, API_NOT_CONFIGURED)
 
+    def as_dict(self) -> dict:
+        """JSON-able (Prefect results, run summary)."""
+        return {
+            "files_loaded": list(self.files_loaded), "files_skipped": list(self.files_skipped),
+            "files_partial": list(self.files_partial), "rows_loaded": dict(self.rows_loaded),
+            "quarantined": dict(self.quarantined), "warnings": dict(self.warnings),
+            "quarantined_total": self.quarantined_total, "rejected_total": self.rejected_total,
+            "api_status": self.api_status, "api_error": self.api_error, "load_ids": list(self.load_ids),
+        }
+
     def summary(self) -> str:
         rows = ", ".join(f"{t}={n}" for t, n in sorted(self.rows_loaded.items())) or "none"
         q = ", ".join(f"{r}={n}" for r, n in sorted(self.quarantined.items())) or "none"

@@ -207,6 +207,7 @@ def test_bad_lines_are_quarantined_and_good_lines_load(tmp_path, catalogue):
                              "unknown_sku": 1, "invalid_value": 1}
     assert r.warnings == {"unknown_sku": 1}
     assert r.rejected_total == 8
+    assert json.loads(json.dumps(r.as_dict()))["quarantined_total"] == 9
     loaded = query(s, "select order_id, line_no, qty, status from raw.ecommerce_order_lines order by 1")
     assert loaded == [("G1", 1, 2, "completed"), ("G2", 2, 3, "completed"), ("G3", 1, 2, "completed"),
                       ("W1", 1, 2, "completed")]
