@@ -15,7 +15,6 @@ Sources are in flows/sources/ecommerce.py (tables and columns: docs/raw-contract
 """
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import shutil
 from dataclasses import dataclass, field
@@ -32,7 +31,6 @@ from flows.sources.ecommerce import (
     LISTINGS,
     LISTINGS_TABLE,
     ORDER_LINES,
-    ORDER_LINES_TABLE,
     QUARANTINE_TABLE,
     SCHEMA_NAME,
     FeedApiAuthError,

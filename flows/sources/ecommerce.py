@@ -40,7 +40,6 @@ import json
 import logging
 import zlib
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Iterator, Sequence
 from zoneinfo import ZoneInfo
