@@ -104,3 +104,29 @@ def test_parquet_exports_match_published_tables(published):
         assert parquet.exists(), t
         n = duckdb.execute(f"select count(*) from read_parquet('{parquet}')").fetchone()[0]
         assert n == con.execute(f"select count(*) from marts.{t}").fetchone()[0]
+
+
+def test_district_snapshot_sums_to_province_at_every_date(published):
+    con, _, _ = published
+    mismatches = con.execute(f"""
+        select p.as_of_date from marts.kpi_province_snapshot p
+        join (select as_of_date, {', '.join(f'sum({c}) as {c}' for c in ADDITIVE)}
+              from marts.kpi_district_snapshot group by 1) d using (as_of_date)
+        where {' or '.join(f'p.{c} <> d.{c}' for c in ADDITIVE)}""").fetchall()
+    assert mismatches == []
+    dates = con.execute("select count(distinct as_of_date) from marts.kpi_district_snapshot").fetchone()[0]
+    assert dates == con.execute("select count(*) from marts.kpi_province_snapshot").fetchone()[0] > 12
+
+
+def test_plan_69_progress_lists_every_indicator_with_target_and_actual(published):
+    con, _, _ = published
+    rows = con.execute("select indicator, target_min, target_max, actual, met from marts.kpi_plan_progress "
+                       "where plan_no = '69' and plan_year = 2024 order by indicator").fetchall()
+    indicators = {r[0] for r in rows}
+    assert indicators == {"new_products_3_5_star", "new_products_4_star_provincial", "products_5_star_potential",
+                          "owners_strengthened", "owners_modern_channels_pct", "craft_village_products_3_star",
+                          "owners_trained_pct"}
+    assert all(r[1] is not None for r in rows)  # every indicator has its target
+    measured = {r[0]: r for r in rows if r[3] is not None}
+    assert measured["products_5_star_potential"][3] == 1 and measured["products_5_star_potential"][4] is True
+    assert 0 <= measured["owners_trained_pct"][3] <= 100
