@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -52,6 +53,11 @@ class Settings:
     late_day: int = 5  # a district without a submission for a period by this day of the next month is late
     feed_api_url: str | None = None
     feed_api_token: str | None = field(default=None, repr=False)
+    keep_publications: int = 5  # warehouse/publications/<run_id>.duckdb kept for `ocop rollback`
+    # Test-only hooks (OCOP_TEST_MARKER_DIR, OCOP_TEST_PAUSE_AT): see stage_reached(). Unset in production.
+    test_marker_dir: Path | None = None
+    test_pause_at: tuple[str, ...] = ()
+    test_pause_seconds: float = 900.0
 
     # --- derived paths (the warehouse folder layout of DESIGN.md) -------------------------------
     @property
@@ -101,6 +107,26 @@ class Settings:
         return self.warehouse / ".ocop-run.lock"
 
     @property
+    def runs_log(self) -> Path:
+        """Run history: one JSON line when a night starts, one when it ends (`ocop status` reads it)."""
+        return self.reports_dir / "runs.jsonl"
+
+    def stage_reached(self, stage: str) -> None:
+        """Test hook at the start of each stage of the night (a no-op unless a test configured it).
+
+        With OCOP_TEST_MARKER_DIR set, writes `<dir>/<stage>` (pid and time) so a test knows how far
+        the night got; with OCOP_TEST_PAUSE_AT=<stage>[,<stage>...], also sleeps there so the test can
+        kill the process at exactly that point. Stages: extract, load, load_ecommerce,
+        validate_submissions, dbt, validate_marts, publish, publish_swap, report."""
+        if self.test_marker_dir is None and not self.test_pause_at:
+            return
+        marker_dir = self.test_marker_dir or self.warehouse
+        marker_dir.mkdir(parents=True, exist_ok=True)
+        (marker_dir / stage).write_text(f"{os.getpid()} {time.time():.3f}\n", encoding="utf-8")
+        if stage in self.test_pause_at:
+            time.sleep(self.test_pause_seconds)
+
+    @property
     def districts_inbox(self) -> Path:
         return self.inbox / "districts"
 
@@ -136,6 +162,7 @@ def load_settings(inbox: str | Path | None = None, warehouse: str | Path | None 
     env = os.environ
     urls = tuple(u.strip() for u in env.get("OCOP_ALERT_URLS", "").replace("\n", ",").split(",") if u.strip())
     late_day = int(env.get("OCOP_LATE_DAY", "5"))
+    marker_dir = env.get("OCOP_TEST_MARKER_DIR") or None
     return Settings(
         inbox=Path(inbox or env.get("OCOP_INBOX") or "data/inbox").resolve(),
         warehouse=Path(warehouse or env.get("OCOP_WAREHOUSE") or "warehouse").resolve(),
@@ -143,4 +170,8 @@ def load_settings(inbox: str | Path | None = None, warehouse: str | Path | None 
         late_day=late_day,
         feed_api_url=env.get("OCOP_FEED_API_URL") or None,
         feed_api_token=env.get("OCOP_FEED_API_TOKEN") or None,
+        keep_publications=max(1, int(env.get("OCOP_KEEP_PUBLICATIONS", "5"))),
+        test_marker_dir=Path(marker_dir).resolve() if marker_dir else None,
+        test_pause_at=tuple(s.strip() for s in env.get("OCOP_TEST_PAUSE_AT", "").split(",") if s.strip()),
+        test_pause_seconds=float(env.get("OCOP_TEST_PAUSE_SECONDS", "900")),
     )
