@@ -7,8 +7,6 @@ import io
 import json
 import logging
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import openpyxl
@@ -17,52 +15,12 @@ import pytest
 from flows import alerts
 from flows.config import Settings
 from flows.workbook import Issue
+from helpers import AlertReceiver as _Receiver
 
 NO_WAIT = (0, 0)  # 3 attempts, no back-off: keeps the tests fast
 
 
 # ---------------------------------------------------------------------------- fixtures
-
-class _Receiver:
-    """A local HTTP server that records JSON posts and answers with the given status codes in turn."""
-
-    def __init__(self, statuses=()):
-        self.statuses = list(statuses)
-        self.posts: list[dict] = []
-        self.paths: list[str] = []
-        self.hits = 0
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                receiver.hits += 1
-                status = receiver.statuses.pop(0) if receiver.statuses else 200
-                if status == 200:
-                    receiver.posts.append(json.loads(body))
-                    receiver.paths.append(self.path)
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def url(self, path="/ocop-alerts"):
-        return f"json://127.0.0.1:{self.port}{path}"
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
-
 
 def _closed_port() -> int:
     s = socket.socket()
