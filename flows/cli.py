@@ -1,4 +1,4 @@
-"""`ocop` command line: demo-data, run, serve, status."""
+"""`ocop` command line: demo-data, run, serve, status, rollback."""
 from __future__ import annotations
 
 import argparse
@@ -27,11 +27,13 @@ def cmd_demo_data(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from flows.nightly import AlreadyRunning, PublishBlocked, nightly
+    from flows.nightly import AlreadyRunning, PublishBlocked, nightly, run_lock
 
     settings = load_settings(args.inbox, args.warehouse)
     try:
-        summary = nightly(inbox=str(settings.inbox), warehouse=str(settings.warehouse), as_of=args.as_of)
+        # the lock first: a second run stops here, before Prefect starts anything
+        with run_lock(settings):
+            summary = nightly(inbox=str(settings.inbox), warehouse=str(settings.warehouse), as_of=args.as_of)
     except AlreadyRunning as exc:
         print(f"ocop run: {exc}", file=sys.stderr)
         return 75  # EX_TEMPFAIL
@@ -65,9 +67,32 @@ def cmd_serve(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from flows.status import status_text
+    from flows.status import status_data, status_text
 
-    print(status_text(load_settings(warehouse=args.warehouse)))
+    settings = load_settings(warehouse=args.warehouse)
+    if args.json:
+        print(json.dumps(status_data(settings, args.runs), ensure_ascii=False, indent=2, default=str))
+    else:
+        print(status_text(settings, args.runs))
+    return 0
+
+
+def cmd_rollback(args) -> int:
+    from flows.nightly import AlreadyRunning, run_lock
+    from flows.publish import RollbackError, rollback
+
+    settings = load_settings(warehouse=args.warehouse)
+    try:
+        with run_lock(settings, holder="ocop rollback"):
+            done = rollback(settings, args.to)
+    except AlreadyRunning as exc:
+        print(f"ocop rollback: {exc}", file=sys.stderr)
+        return 75  # EX_TEMPFAIL
+    except RollbackError as exc:
+        print(f"ocop rollback: {exc}", file=sys.stderr)
+        return 1
+    print(f"ocop rollback: {settings.published_db} is now run {done['run_id']} (as-of {done['as_of_date']}), "
+          f"was {done['from_run_id'] or 'none'}; exports switched with it")
     return 0
 
 
@@ -86,9 +111,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inbox", type=Path)
     p.add_argument("--warehouse", type=Path)
     p.set_defaults(func=cmd_serve)
-    p = sub.add_parser("status", help="last run and each district's submission state")
+    p = sub.add_parser("status", help="last runs, what is published, input freshness, each district's submission state")
     p.add_argument("--warehouse", type=Path)
+    p.add_argument("--runs", type=int, default=5, metavar="N", help="how many recent runs to show (default 5)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_status)
+    p = sub.add_parser("rollback", help="put the previous publication back in place (atomically, with its exports)")
+    p.add_argument("--warehouse", type=Path)
+    p.add_argument("--to", metavar="RUN_ID", help="a kept publication to restore instead of the previous one")
+    p.set_defaults(func=cmd_rollback)
     return parser
 
 

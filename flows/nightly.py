@@ -9,14 +9,19 @@ import contextlib
 import datetime as dt
 import fcntl
 import json
+import os
+import re
+import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.tasks import exponential_backoff
 
-from flows import alerts, districts, gate, publish as publishing, transform
+from flows import alerts, districts, gate, publish as publishing, status as run_history, transform
 from flows.config import Settings, load_settings, today_in_vietnam
 from flows.workbook import ParsedSubmission
 
@@ -50,27 +55,117 @@ class RunSummary:
         return json.loads(json.dumps(d, default=str))
 
 
+_HELD_LOCKS: dict[str, int] = {}
+
+
 @contextlib.contextmanager
-def run_lock(settings: Settings):
-    """One night at a time per warehouse: a second run exits at once."""
+def run_lock(settings: Settings, holder: str = "ocop run"):
+    """One night (or rollback) at a time per warehouse: a second one exits at once.
+
+    An flock on warehouse/.ocop-run.lock: the kernel releases it when the holder dies, even by
+    SIGKILL, so a killed night never blocks the next. Re-entrant within a process (`ocop run`
+    takes it before starting the flow, the flow takes it again when served as a deployment)."""
+    key = str(settings.lock_file)
+    if _HELD_LOCKS.get(key):
+        _HELD_LOCKS[key] += 1
+        try:
+            yield
+        finally:
+            _HELD_LOCKS[key] -= 1
+        return
     settings.warehouse.mkdir(parents=True, exist_ok=True)
     fh = open(settings.lock_file, "a+")
     try:
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
+        fh.seek(0)
+        who = fh.read().strip() or "another process"
         fh.close()
-        raise AlreadyRunning(f"another ocop run holds {settings.lock_file}; this one stops without touching anything")
+        raise AlreadyRunning(f"another ocop process holds {settings.lock_file} ({who}); "
+                             "this one stops without touching anything") from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"{holder}, pid {os.getpid()}, since {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC\n")
+    fh.flush()
+    _HELD_LOCKS[key] = 1
     try:
         yield
     finally:
+        del _HELD_LOCKS[key]
         fcntl.flock(fh, fcntl.LOCK_UN)
         fh.close()
+
+
+@contextlib.contextmanager
+def night(settings: Settings, summary: "RunSummary"):
+    """The lock, recovery after a killed night, and the run history around one night."""
+    logger = get_run_logger()
+    with run_lock(settings):
+        recovered = publishing.recover(settings)
+        if recovered:
+            logger.warning("cleaned up after an interrupted publish: %s", "; ".join(recovered))
+        run_history.record_start(settings, summary.run_id, summary.as_of, summary.started_at)
+        try:
+            yield
+        except BaseException as exc:
+            if summary.outcome == "running":
+                summary.outcome = "failed"
+                summary.message = summary.message or f"{type(exc).__name__}: {exc}"[:2000]
+            raise
+        finally:
+            summary.finished_at = summary.finished_at or dt.datetime.now(dt.timezone.utc)
+            run_history.record_finish(settings, summary.as_dict())
+
+
+def _transient(task, task_run, state) -> bool:
+    """Retry only what a second attempt can fix: a lock held by another process, an I/O hiccup."""
+    try:
+        state.result()
+    except Exception as exc:  # noqa: BLE001
+        text = f"{type(exc).__name__}: {exc}"
+        return isinstance(exc, (OSError, TimeoutError)) or bool(re.search(
+            r"Could not set lock|Conflicting lock|IO Error|database is locked|Resource temporarily unavailable", text))
+    return False
+
+
+@contextlib.contextmanager
+def _dbt_progress(settings: Settings, every: float = 5.0):
+    """Console progress for the long dbt build: follows dbt's log file ("12 of 190 OK created ...")."""
+    logger = get_run_logger()
+    log = settings.work_dir / "dbt-logs" / "dbt.log"
+    start = log.stat().st_size if log.exists() else 0
+    stop = threading.Event()
+    pattern = re.compile(r"(\d+) of (\d+) (OK|PASS|WARN|ERROR|FAIL|SKIP)\S* (?:created )?(.*?) \.")
+
+    def follow() -> None:
+        offset, last = start, None
+        while not stop.wait(every):
+            try:
+                with open(log, "rb") as fh:
+                    fh.seek(offset)
+                    chunk = fh.read().decode("utf-8", "replace")
+                    offset = fh.tell()
+            except OSError:
+                continue
+            for m in pattern.finditer(re.sub(r"\x1b\[[0-9;]*m", "", chunk)):
+                last = m
+            if last:
+                logger.info("dbt build: %s of %s nodes done (last: %s %s)", last[1], last[2], last[3], last[4].strip())
+
+    thread = threading.Thread(target=follow, name="dbt-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=2)
 
 
 # ---------------------------------------------------------------- steps (small, testable with .fn())
 
 @task(cache_policy=NO_CACHE)
 def extract_district_files(settings: Settings) -> list[districts.NewFile]:
+    settings.stage_reached("extract")
     new = districts.find_new_files(settings)
     for f in new:
         districts.archive(settings, f)
@@ -85,12 +180,14 @@ def parse_district_files(settings: Settings, files: list[districts.NewFile], rec
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[5, 30])
 def load_district_raw(settings: Settings, subs: list[ParsedSubmission]) -> int:
+    settings.stage_reached("load")
     districts.load_submissions(settings, subs)
     return len(subs)
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=_transient)
 def load_ecommerce_raw(settings: Settings) -> dict:
+    settings.stage_reached("load_ecommerce")
     from flows.ecommerce import load_ecommerce
 
     report = load_ecommerce(settings)
@@ -99,6 +196,7 @@ def load_ecommerce_raw(settings: Settings) -> dict:
 
 @task(cache_policy=NO_CACHE)
 def validate_submissions(settings: Settings, as_of: dt.date) -> list[dict]:
+    settings.stage_reached("validate_submissions")
     pending = districts.pending_checks(settings, as_of)
     if pending.submissions.empty:
         return []
@@ -132,14 +230,20 @@ def alert_districts(settings: Settings, verdicts: list[dict], as_of: dt.date) ->
             "late_districts": late}
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=10),
+      retry_condition_fn=_transient)
 def build_marts(settings: Settings, as_of: dt.date) -> int:
-    return transform.dbt_build(settings, as_of).nodes
+    settings.stage_reached("dbt")
+    with _dbt_progress(settings):
+        return transform.dbt_build(settings, as_of).nodes
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=10),
+      retry_condition_fn=_transient)
 def validate_marts(settings: Settings) -> gate.MartsGateResult:
     import duckdb
+
+    settings.stage_reached("validate_marts")
 
     con = duckdb.connect(str(settings.work_db), read_only=True)
     try:
@@ -148,9 +252,15 @@ def validate_marts(settings: Settings) -> gate.MartsGateResult:
         con.close()
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=10),
+      retry_condition_fn=_transient)
 def publish_marts(settings: Settings, run_id: str, as_of: dt.date) -> publishing.Publication:
-    return publishing.publish(settings, run_id, as_of)
+    settings.stage_reached("publish")
+    publication = publishing.publish(settings, run_id, as_of)
+    get_run_logger().info("published %d marts in %.2f s (the swap itself %.1f ms); %s kept in %s",
+                          len(publication.tables), publication.seconds, publication.swap_seconds * 1000,
+                          len(publishing.publications(settings)), settings.publications_dir)
+    return publication
 
 
 @task(cache_policy=NO_CACHE)
@@ -164,6 +274,7 @@ def document_marts(settings: Settings, as_of: dt.date) -> bool:
 
 @task(cache_policy=NO_CACHE)
 def report(settings: Settings, summary: RunSummary) -> str:
+    settings.stage_reached("report")
     lines = [f"# OCOP nightly run {summary.run_id}", "",
              f"- as-of date: **{summary.as_of}**", f"- outcome: **{summary.outcome}**",
              f"- new district files: {summary.new_files} (accepted {summary.accepted}, rejected {summary.rejected})",
@@ -191,7 +302,7 @@ def nightly(inbox: str | None = None, warehouse: str | None = None, as_of: dt.da
     summary = RunSummary(run_id=dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6],
                          as_of=as_of, started_at=dt.datetime.now(dt.timezone.utc))
     logger = get_run_logger()
-    with run_lock(settings):
+    with night(settings, summary):
         # 1. extract
         files = extract_district_files(settings)
         subs = parse_district_files(settings, files, summary.started_at)
@@ -205,7 +316,7 @@ def nightly(inbox: str | None = None, warehouse: str | None = None, as_of: dt.da
         summary.rejected = sum(v["status"] == "rejected" for v in summary.verdicts)
         summary.alerts = alert_districts(settings, summary.verdicts, as_of)
         nothing_new = (not files and not summary.verdicts and not any(summary.ecommerce.get("rows_loaded", {}).values())
-                       and publishing.published_as_of(settings) == as_of)
+                       and publishing.is_current(settings, as_of))
         if nothing_new:
             summary.outcome, summary.message = "nothing_new", "nothing new to publish; the published database is current"
         else:

@@ -1,19 +1,54 @@
-"""Write-audit-publish: copy the validated marts into a new file and swap it in one rename.
+"""Write-audit-publish: the validated marts become the published database in one rename.
 
-BI tools read `warehouse/ocop.duckdb`. The new version is written beside it, flushed, and renamed
-over it (atomic on POSIX), so a reader sees the old or the new version, never a mix. Marts are also
-exported as Parquet.
+The night builds and audits everything in the working database (`warehouse/work/`). Only after
+both gates have passed does `publish()` run:
+
+1. **write** the marts into a new, complete publication `warehouse/publications/<run_id>.duckdb`
+   (plus `meta.publication`: run id, time, as-of date), and its Parquet exports into
+   `warehouse/publications/<run_id>.exports/`;
+2. copy that file beside the published one (`warehouse/.ocop.duckdb.<run_id>.tmp`), flush it;
+3. **swap**: `os.replace` it over `warehouse/ocop.duckdb` (one atomic rename on POSIX), then switch
+   the `warehouse/exports` symlink to the new exports folder (another atomic rename);
+4. record the publication (`<run_id>.json` manifest, `history.jsonl`) and keep the newest
+   `Settings.keep_publications` (5) publications for `ocop rollback`.
+
+A reader that opened the old file keeps reading the old file (its inode); one that opens after
+the rename gets the new one; nobody ever sees a mix. Export folders are never modified after
+they are written, so a reader that resolved `warehouse/exports` once reads one night's complete
+set. The database and the exports are switched by two renames a few microseconds apart: a
+consumer that needs both to belong to the same night compares `meta.publication.run_id` with
+`exports/publication.json`. A night killed at any point leaves the published database as it
+was, or (killed after the swap) completely replaced; `recover()` (run at the start of every
+night and of every rollback) removes what a killed publish left behind and finishes a
+publication whose swap happened but whose bookkeeping did not.
 """
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import os
-from dataclasses import dataclass
+import re
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 
-from flows.config import MARTS_SCHEMA, Settings
+from flows.config import MARTS_SCHEMA, RAW_DATASET, Settings
+
+MANIFEST_SUFFIX = ".json"
+EXPORTS_SUFFIX = ".exports"
+DB_SUFFIX = ".duckdb"
+HISTORY_FILE = "history.jsonl"
+EXPORTS_MANIFEST = "publication.json"
+_DBT_SCRATCH = re.compile(r"__dbt_(tmp|backup)$")  # relations a killed dbt run can leave behind
+
+
+class RollbackError(RuntimeError):
+    pass
 
 
 @dataclass
@@ -22,6 +57,19 @@ class Publication:
     tables: list[str]
     rows: dict[str, int]
     published_at: dt.datetime
+    run_id: str = ""
+    as_of: dt.date | None = None
+    archive: Path | None = None
+    exports: Path | None = None
+    seconds: float = 0.0                                  # write + swap, wall clock
+    swap_seconds: float = 0.0                             # the renames alone
+    recovered: list[str] = field(default_factory=list)    # what recover() cleaned up first
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
 
 
 def _fsync(path: Path) -> None:
@@ -32,22 +80,164 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
+    _fsync(tmp)
+    os.replace(tmp, path)
+
+
+def _append_history(settings: Settings, event: dict) -> None:
+    settings.publications_dir.mkdir(parents=True, exist_ok=True)
+    line = json.dumps({"at": _now().isoformat(), **event}, ensure_ascii=False, default=str)
+    with open(settings.publications_dir / HISTORY_FILE, "a", encoding="utf-8") as fh:
+        fh.write(line + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _copy_beside(src: Path, target: Path, tag: str) -> Path:
+    """A flushed copy of `src` in the folder of `target`, ready to be renamed over it."""
+    tmp = target.with_name(f".{target.name}.{tag}.tmp")
+    tmp.unlink(missing_ok=True)
+    shutil.copyfile(src, tmp)
+    _fsync(tmp)
+    return tmp
+
+
 def mart_tables(con: duckdb.DuckDBPyConnection, database: str) -> list[str]:
+    """The marts to publish: every base table in the marts schema, except dbt's scratch relations."""
     return [r[0] for r in con.execute(
         "select table_name from duckdb_tables() where database_name = ? and schema_name = ? order by 1",
-        [database, MARTS_SCHEMA]).fetchall()]
+        [database, MARTS_SCHEMA]).fetchall() if not _DBT_SCRATCH.search(r[0])]
 
 
-def publish(settings: Settings, run_id: str, as_of: dt.date) -> Publication:
-    settings.warehouse.mkdir(parents=True, exist_ok=True)
-    target = settings.published_db
-    tmp = target.with_name(f".{target.name}.{run_id}.tmp")
+def raw_watermark(settings: Settings) -> str | None:
+    """What raw held when the marts were built: the count and newest id of completed dlt loads.
+
+    The night compares it with the last publication's to know whether anything loaded since (by
+    this night or by a killed one) still has to reach the published database."""
+    if not settings.work_db.exists():
+        return None
+    try:
+        con = duckdb.connect(str(settings.work_db), read_only=True)
+    except duckdb.Error:
+        return None
+    try:
+        n, newest = con.execute(f"select count(*), max(load_id) from {RAW_DATASET}._dlt_loads where status = 0").fetchone()
+        return f"{n}:{newest}"
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
+
+
+# ------------------------------------------------------------------------------------------ paths
+
+def _db_path(settings: Settings, run_id: str) -> Path:
+    return settings.publications_dir / f"{run_id}{DB_SUFFIX}"
+
+
+def _exports_path(settings: Settings, run_id: str) -> Path:
+    return settings.publications_dir / f"{run_id}{EXPORTS_SUFFIX}"
+
+
+def _manifest_path(settings: Settings, run_id: str) -> Path:
+    return settings.publications_dir / f"{run_id}{MANIFEST_SUFFIX}"
+
+
+def publications(settings: Settings) -> list[dict]:
+    """Complete publications kept on disk (those with a manifest), oldest first."""
+    out = []
+    if not settings.publications_dir.exists():
+        return out
+    for m in settings.publications_dir.glob(f"*{MANIFEST_SUFFIX}"):
+        if m.name.startswith("."):
+            continue
+        try:
+            data = json.loads(m.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if _db_path(settings, data.get("run_id", "")).exists():
+            out.append(data)
+    return sorted(out, key=lambda d: (d.get("first_published_at") or "", d["run_id"]))
+
+
+def history(settings: Settings) -> list[dict]:
+    """Every swap of the published database (publish, rollback, recovery), oldest first."""
+    path = settings.publications_dir / HISTORY_FILE
+    if not path.exists():
+        return []
+    events = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            continue  # a line cut short by a kill
+    return events
+
+
+def read_publication_meta(db: Path) -> dict | None:
+    """meta.publication of a published file (run_id, published_at, as_of_date), or None."""
+    if not db.exists():
+        return None
+    try:
+        con = duckdb.connect(str(db), read_only=True)
+    except duckdb.Error:
+        return None
+    try:
+        row = con.execute("select run_id, published_at, as_of_date from meta.publication").fetchone()
+        return {"run_id": row[0], "published_at": row[1], "as_of_date": row[2]} if row else None
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
+
+
+def current_run_id(settings: Settings) -> str | None:
+    meta = read_publication_meta(settings.published_db)
+    return meta["run_id"] if meta else None
+
+
+def exports_target(settings: Settings) -> Path | None:
+    """The publication folder `warehouse/exports` points at (None when it is not a symlink)."""
+    link = settings.exports_dir
+    if not link.is_symlink():
+        return None
+    return (link.parent / os.readlink(link)).resolve()
+
+
+def _point_exports(settings: Settings, folder: Path) -> None:
+    """Switch `warehouse/exports` to `folder` with one rename of a symlink."""
+    link = settings.exports_dir
+    tmp = link.with_name(f".{link.name}.{uuid.uuid4().hex[:8]}.tmp")
+    os.symlink(os.path.relpath(folder, link.parent), tmp, target_is_directory=True)
+    if link.exists() and not link.is_symlink():
+        # exports/ from before publications existed: a real folder cannot be renamed over; move it aside once
+        os.replace(link, settings.publications_dir / f"legacy-exports-{_now():%Y%m%dT%H%M%S}")
+    os.replace(tmp, link)
+
+
+# ------------------------------------------------------------------------------------------ write
+
+def _write_database(settings: Settings, source: Path, dest: Path, run_id: str, as_of: dt.date,
+                    published_at: dt.datetime) -> tuple[list[str], dict[str, int]]:
+    tmp = dest.with_name(f".{dest.name}.tmp")
     tmp.unlink(missing_ok=True)
-    published_at = dt.datetime.now(dt.timezone.utc)
     con = duckdb.connect(str(tmp))
     try:
-        con.execute(f"attach '{settings.work_db}' as work (read_only)")
+        con.execute(f"attach '{source}' as work (read_only)")
         tables = mart_tables(con, "work")
+        if not tables:
+            raise RuntimeError(f"no marts in {source}: nothing to publish")
         con.execute(f"create schema {MARTS_SCHEMA}")
         rows = {}
         for t in tables:
@@ -61,25 +251,182 @@ def publish(settings: Settings, run_id: str, as_of: dt.date) -> Publication:
     finally:
         con.close()
     _fsync(tmp)
-    os.replace(tmp, target)
-    _fsync(target.parent)
-    export_parquet(settings, tables)
-    return Publication(target, tables, rows, published_at)
+    os.replace(tmp, dest)
+    return tables, rows
 
 
-def export_parquet(settings: Settings, tables: list[str]) -> None:
-    """Every mart as Parquet, from the published file; each file replaced in one rename."""
-    settings.exports_dir.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(settings.published_db), read_only=True)
+def _write_exports(db: Path, dest: Path, tables: list[str], run_id: str, as_of: dt.date) -> None:
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    con = duckdb.connect(str(db), read_only=True)
     try:
         for t in tables:
-            final = settings.exports_dir / f"{t}.parquet"
-            tmp = final.with_name(f".{t}.parquet.tmp")
-            con.execute(f"copy {MARTS_SCHEMA}.{t} to '{tmp}' (format parquet, compression zstd)")
-            os.replace(tmp, final)
+            out = tmp / f"{t}.parquet"
+            con.execute(f"copy {MARTS_SCHEMA}.{t} to '{out}' (format parquet, compression zstd)")
+            _fsync(out)
     finally:
         con.close()
+    (tmp / EXPORTS_MANIFEST).write_text(json.dumps({"run_id": run_id, "as_of_date": as_of.isoformat(),
+                                                    "tables": tables}, indent=2), encoding="utf-8")
+    _fsync(tmp)
+    if dest.exists():
+        shutil.rmtree(dest)
+    os.replace(tmp, dest)
 
+
+def publish(settings: Settings, run_id: str, as_of: dt.date, source: Path | None = None) -> Publication:
+    """Publish the marts of `source` (default: the working database) as run `run_id`. See module doc."""
+    started = time.perf_counter()
+    settings.warehouse.mkdir(parents=True, exist_ok=True)
+    settings.publications_dir.mkdir(parents=True, exist_ok=True)
+    recovered = recover(settings)
+    source = Path(source or settings.work_db)
+    watermark = raw_watermark(settings) if source == settings.work_db else None
+    published_at = _now()
+    archive, exports = _db_path(settings, run_id), _exports_path(settings, run_id)
+
+    # 1. write: a complete publication that nobody reads yet
+    tables, rows = _write_database(settings, source, archive, run_id, as_of, published_at)
+    _write_exports(archive, exports, tables, run_id, as_of)
+    _fsync(settings.publications_dir)
+    # 2. beside the published file
+    tmp = _copy_beside(archive, settings.published_db, run_id)
+    _fsync(settings.warehouse)
+    settings.stage_reached("publish_swap")
+    # 3. swap: one rename for the database, one for the exports
+    swap_started = time.perf_counter()
+    os.replace(tmp, settings.published_db)
+    _point_exports(settings, exports)
+    _fsync(settings.warehouse)
+    swap_seconds = time.perf_counter() - swap_started
+    # 4. bookkeeping
+    _write_manifest(settings, run_id, as_of, published_at, tables, rows, watermark)
+    _append_history(settings, {"event": "published", "run_id": run_id, "as_of_date": as_of.isoformat()})
+    prune(settings)
+    return Publication(settings.published_db, tables, rows, published_at, run_id, as_of, archive, exports,
+                       time.perf_counter() - started, swap_seconds, recovered)
+
+
+def _write_manifest(settings: Settings, run_id: str, as_of: dt.date | str | None, published_at, tables, rows,
+                    watermark: str | None) -> None:
+    archive = _db_path(settings, run_id)
+    _write_json_atomic(_manifest_path(settings, run_id), {
+        "run_id": run_id,
+        "as_of_date": str(as_of) if as_of else None,
+        "published_at": str(published_at),
+        "first_published_at": _now().isoformat(),
+        "tables": tables,
+        "rows": rows,
+        "raw_watermark": watermark,
+        "sha256": _sha256(archive),
+        "bytes": archive.stat().st_size,
+    })
+
+
+# ------------------------------------------------------------------------------------------ recover, prune
+
+def recover(settings: Settings) -> list[str]:
+    """Clean up after a killed publish or rollback; returns what was done (for the log).
+
+    - temporary files of an unfinished write or swap are removed;
+    - when the published database belongs to a publication whose swap happened but whose
+      bookkeeping did not (killed between the renames), that publication is completed and the
+      exports are pointed at it;
+    - publications that were written but never swapped in are removed."""
+    done: list[str] = []
+    pubs = settings.publications_dir
+    for leftover in [*settings.warehouse.glob(f".{settings.published_db.name}.*.tmp"),
+                     *settings.warehouse.glob(f".{settings.exports_dir.name}.*.tmp"),
+                     *(pubs.glob(".*.tmp") if pubs.exists() else [])]:
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+        done.append(f"removed {leftover.name}")
+    if not pubs.exists():
+        return done
+    current = current_run_id(settings)
+    if current and _db_path(settings, current).exists() and not _manifest_path(settings, current).exists():
+        meta = read_publication_meta(_db_path(settings, current)) or {}
+        tables = []
+        if _exports_path(settings, current).exists():
+            tables = sorted(p.stem for p in _exports_path(settings, current).glob("*.parquet"))
+        _write_manifest(settings, current, meta.get("as_of_date"), meta.get("published_at"), tables, {}, None)
+        _append_history(settings, {"event": "published", "run_id": current, "as_of_date": str(meta.get("as_of_date")),
+                                   "note": "completed by recovery after an interrupted publish"})
+        done.append(f"completed publication {current}")
+    if current and _exports_path(settings, current).exists() and exports_target(settings) != _exports_path(settings, current).resolve():
+        _point_exports(settings, _exports_path(settings, current))
+        done.append(f"exports switched to {current}")
+    for db in pubs.glob(f"*{DB_SUFFIX}"):
+        run_id = db.name[: -len(DB_SUFFIX)]
+        if run_id != current and not _manifest_path(settings, run_id).exists():
+            db.unlink(missing_ok=True)
+            shutil.rmtree(_exports_path(settings, run_id), ignore_errors=True)
+            done.append(f"removed unpublished {run_id}")
+    return done
+
+
+def prune(settings: Settings, keep: int | None = None) -> list[str]:
+    """Keep the newest `keep` publications (and always the one in use); returns the removed run ids."""
+    keep = keep or settings.keep_publications
+    current = current_run_id(settings)
+    kept = publications(settings)
+    removed = []
+    for pub in kept[: max(0, len(kept) - keep)]:
+        run_id = pub["run_id"]
+        if run_id == current:
+            continue
+        _manifest_path(settings, run_id).unlink(missing_ok=True)  # first: without it the rest is debris
+        _db_path(settings, run_id).unlink(missing_ok=True)
+        shutil.rmtree(_exports_path(settings, run_id), ignore_errors=True)
+        removed.append(run_id)
+    return removed
+
+
+# ------------------------------------------------------------------------------------------ rollback
+
+def rollback(settings: Settings, to: str | None = None) -> dict:
+    """Put the previous publication (or `to`) back in place, with the same write-beside-and-rename.
+
+    "Previous" is the newest kept publication older than the one in use; rolling back twice goes
+    two publications back. Call it under the run lock (`ocop rollback` does)."""
+    recover(settings)
+    kept = publications(settings)
+    current = current_run_id(settings)
+    ids = [p["run_id"] for p in kept]
+    if to is not None:
+        if to not in ids:
+            raise RollbackError(f"no kept publication {to!r}; kept: {', '.join(ids) or 'none'}")
+        target = to
+    else:
+        older = ids[: ids.index(current)] if current in ids else ids
+        if not older:
+            raise RollbackError(f"nothing to roll back to: the publication in use ({current or 'none'}) is the "
+                                f"oldest one kept ({len(ids)} kept)")
+        target = older[-1]
+    manifest = next(p for p in kept if p["run_id"] == target)
+    archive = _db_path(settings, target)
+    if manifest.get("sha256") and _sha256(archive) != manifest["sha256"]:
+        raise RollbackError(f"{archive} does not match its manifest (sha256): not restoring it")
+    meta = read_publication_meta(archive)
+    if not meta or meta["run_id"] != target:
+        raise RollbackError(f"{archive} is not a readable publication of run {target}")
+    started = time.perf_counter()
+    tmp = _copy_beside(archive, settings.published_db, f"rollback-{target}")
+    os.replace(tmp, settings.published_db)
+    if _exports_path(settings, target).exists():
+        _point_exports(settings, _exports_path(settings, target))
+    _fsync(settings.warehouse)
+    _append_history(settings, {"event": "rollback", "run_id": target, "from_run_id": current,
+                               "as_of_date": str(meta["as_of_date"])})
+    return {"from_run_id": current, "run_id": target, "as_of_date": meta["as_of_date"],
+            "published_at": meta["published_at"], "seconds": time.perf_counter() - started}
+
+
+# ------------------------------------------------------------------------------------------ queries
 
 def published_as_of(settings: Settings) -> dt.date | None:
     if not settings.published_db.exists():
@@ -91,3 +438,18 @@ def published_as_of(settings: Settings) -> dt.date | None:
         return None
     finally:
         con.close()
+
+
+def is_current(settings: Settings, as_of: dt.date) -> bool:
+    """True when the last publication was built for `as_of` from everything raw holds now.
+
+    False when anything was loaded after it (e.g. by a night killed before it could publish), so
+    the next night builds and publishes even when its own inbox brought nothing new. After
+    `ocop rollback` this stays True (the rollback sticks) until something new arrives."""
+    kept = publications(settings)
+    if not kept or not settings.published_db.exists():
+        return False
+    last = kept[-1]
+    if last.get("as_of_date") != as_of.isoformat():
+        return False
+    return last.get("raw_watermark") is not None and last.get("raw_watermark") == raw_watermark(settings)
