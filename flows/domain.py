@@ -53,8 +53,9 @@ def compact(value: object) -> str:
 # Dates
 # --------------------------------------------------------------------------------------------
 
-_DATE_TEXT = re.compile(r"^(\d{1,2})\s*[/\-.]\s*(\d{1,2})\s*[/\-.]\s*(\d{4})$")
+_DATE_TEXT = re.compile(r"^(\d{1,2})\s*[/\-.]\s*(\d{1,2})\s*[/\-.]\s*(\d{4}|\d{2})(?:\s+\d{1,2}:\d{2}(?::\d{2})?)?$")
 _ISO_TEXT = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T].*)?$")
+_WORDS_DATE = re.compile(r"^(?:ngay\s+)?(\d{1,2})\s+thang\s+(\d{1,2})\s+nam\s+(\d{4})$")  # ngày 22 tháng 3 năm 2024
 
 
 def excel_serial_to_date(serial: float) -> dt.date:
@@ -80,10 +81,12 @@ def parse_date(value: object) -> dt.date | None:
         return None
     if re.fullmatch(r"\d{5}(\.0+)?", text):
         return excel_serial_to_date(float(text))
-    m = _DATE_TEXT.match(text)
+    m = _DATE_TEXT.match(text) or _WORDS_DATE.match(fold(text))
     try:
         if m:
             day, month, year = map(int, m.groups())
+            if year < 100:  # '22/3/24': two-digit years are this century
+                year += 2000
             return dt.date(year, month, day)
         m = _ISO_TEXT.match(text)
         if m:
@@ -122,7 +125,7 @@ def parse_score(value: object) -> float | None:
     text = nfc(value)
     if text is None:
         return None
-    text = text.replace(" ", "")
+    text = re.sub(r"(?i)(điểm|diem|đ)$", "", text.replace(" ", ""))  # '62,5 điểm'
     if re.fullmatch(r"\d+,\d+", text):
         text = text.replace(",", ".")
     try:
@@ -146,6 +149,9 @@ def parse_stars(value: object) -> int | None:
         return None
     if set(text) <= {"★", "☆", " "}:
         return text.count("★")
+    if set(text) <= {"*", " "}:  # '***'
+        return text.count("*")
+    text = re.sub(r"^(\d)\s*★$", r"\1", text)  # '4★'
     m = re.fullmatch(r"(\d)(?:[.,]0+)?\s*(?:\*|sao)?", fold_keep_separators(text).strip())
     if m:
         return int(m.group(1))
@@ -154,6 +160,8 @@ def parse_stars(value: object) -> int | None:
 
 _TRUE = {"co", "x", "yes", "y", "1", "true", "da", "dung", "v"}
 _FALSE = {"khong", "no", "n", "0", "false", "chua", "k"}
+_TRUE_MARKS = {"✓", "✔", "√", "☑", "✅"}  # tick marks fold to nothing
+_FALSE_MARKS = {"✗", "✘", "☐"}
 
 
 def parse_flag(value: object) -> bool | None:
@@ -166,6 +174,11 @@ def parse_flag(value: object) -> bool | None:
         return bool(value)
     key = fold(value)
     if not key:
+        mark = nfc(value)
+        if mark in _TRUE_MARKS:
+            return True
+        if mark in _FALSE_MARKS:
+            return False
         return None
     if key in _TRUE or key.startswith("co "):
         return True
@@ -338,7 +351,8 @@ def find_districts(text: object) -> set[str]:
     return found
 
 
-_TITLE_UNIT = re.compile(r"\b(?:ubnd|uy ban nhan dan|phong nong nghiep.*?)\s+(huyen|thanh pho|thi xa|tp|tx)\s+(.+)$")
+_TITLE_UNIT = re.compile(
+    r"\b(?:ubnd|uy ban nhan dan|phong nong nghiep.*?|phong kinh te.*?)\s+(huyen|thanh pho|thi xa|tp|tx)\s+(.+)$")
 
 
 def district_from_title(line: object) -> set[str]:
@@ -358,6 +372,7 @@ _PERIOD_PATTERNS = [
     re.compile(r"(?<![0-9a-z])t\s*(\d{1,2})\s*[/\-._ ]\s*(\d{4})(?!\d)"),  # T12-2024, T6.2024
     re.compile(r"(?<!\d)(\d{4})\s*[\-_.]\s*(\d{1,2})(?!\d)"),             # 2024-12 (year first)
     re.compile(r"(?<!\d)(\d{1,2})\s*[\-_.]\s*(\d{4})(?!\d)"),             # 12-2024, 12.2024
+    re.compile(r"(?<![\d/])(\d{1,2})\s*/\s*(\d{4})(?!\d)"),               # 12/2024 (not the end of 22/12/2024)
 ]
 
 

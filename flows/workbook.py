@@ -9,23 +9,29 @@ and from the file and folder names.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
+import posixpath
 import re
+import struct
 import zipfile
+from xml.etree import ElementTree
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import python_calamine
 
 from flows import domain
 from flows.domain import fold, nfc
 
-MAX_SHEET_ROWS = 20_000          # a district has a few hundred products; more is not a report
+MAX_FILE_BYTES = 50 * 1024 * 1024     # a district report is a few hundred KB
+MAX_SHEET_ROWS = 20_000               # a district has a few hundred products; more is not a report
+MAX_SHEET_CELLS = 2_000_000           # rows x columns of a sheet's used range (the reader allocates it densely)
 MAX_UNCOMPRESSED_BYTES = 200 * 1024 * 1024  # zip-bomb guard: total size of the xlsx's parts
 MAX_COMPRESSION_RATIO = 200
-HEADER_SCAN_ROWS = 40
+HEADER_SCAN_ROWS = 200                # title blocks of any reasonable height
 
 PRODUCT_COLUMNS = [
     "ma_san_pham", "ten_san_pham", "nhom_san_pham", "hang_sao", "diem", "so_quyet_dinh",
@@ -151,6 +157,15 @@ class ParsedSubmission:
 class UnreadableWorkbook(Exception):
     """The file cannot be read as a workbook at all; the message says why, in Vietnamese."""
 
+    def __init__(self, message: str, fix: str | None = None):
+        super().__init__(message)
+        self.fix = fix
+
+
+DEFAULT_FIX = "Mở tệp bằng Excel, lưu lại dạng .xlsx không đặt mật khẩu rồi gửi lại."
+TRIM_FIX = ("Xóa các dòng, cột thừa ngoài bảng (nhấn Ctrl+End để thấy ô cuối cùng có dữ liệu), "
+            "lưu lại rồi gửi lại.")
+
 
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
@@ -160,50 +175,233 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _n(number: int) -> str:
+    """Vietnamese thousands separator: 20000 -> '20.000'."""
+    return f"{number:,}".replace(",", ".")
+
+
 # --------------------------------------------------------------------------------------------
-# Opening the file safely
+# Opening the file safely: everything that could exhaust memory is checked on the container,
+# streaming, before the reader (python-calamine) touches it. Calamine loads a whole sheet, and
+# allocates its used range densely: one value typed at XFD1048576 would ask for 500 GB.
 # --------------------------------------------------------------------------------------------
+
+_OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+
+
+def _ole2_stream_names(path: Path) -> bytes:
+    """The directory sectors of an OLE2 (compound) file: enough to see which streams it holds."""
+    with open(path, "rb") as fh:
+        header = fh.read(512)
+        if len(header) < 512:
+            return header
+        sector_size = 1 << min(max(struct.unpack_from("<H", header, 0x1E)[0], 7), 16)
+        first_dir = struct.unpack_from("<I", header, 0x30)[0]
+        names = header
+        if first_dir < 0xFFFFFFFA:
+            fh.seek((first_dir + 1) * sector_size)
+            names += fh.read(8 * sector_size)
+        fh.seek(0)
+        return names + fh.read(1 << 20)
+
+
+def _check_ole2(path: Path) -> None:
+    names = _ole2_stream_names(path)
+    if any(n.encode("utf-16-le") in names for n in ("EncryptedPackage", "EncryptionInfo")):
+        raise UnreadableWorkbook("Tệp được đặt mật khẩu hoặc mã hóa; hãy gửi bản không đặt mật khẩu.",
+                                 "Mở tệp bằng Excel, vào Tệp > Thông tin > Bảo vệ sổ làm việc, xóa mật khẩu, "
+                                 "lưu lại rồi gửi lại.")
+    if not any(n.encode("utf-16-le") in names for n in ("Workbook", "Book")):
+        raise UnreadableWorkbook("Tệp không phải là bảng tính Excel (có thể là tài liệu Word hoặc PowerPoint).")
+    # a legacy .xls (BIFF) sheet holds at most 65,536 x 256 cells: bounded; checked after loading
+
+
+_CELL_COLUMN = re.compile(rb'<c r="([A-Z]{1,3})[0-9]{1,7}"(?:\s[^>]*)?(?<!/)>')
+_CELL_ROW = re.compile(rb'<c r="[A-Z]{1,3}([0-9]{1,7})"(?:\s[^>]*)?(?<!/)>')
+# any other way of writing a cell (namespace prefix, r not first, no r at all): the slow path
+_ANY_CELL = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?c(\s[^>]*)?(?<!/)>")
+_ANY_ROW = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?row[\s>/]")
+_R_ATTR = re.compile(rb'\sr\s*=\s*["\']([A-Z]{1,3})([0-9]{1,7})["\']')
+
+
+def _column_number(letters: bytes | str) -> int:
+    n = 0
+    for ch in letters.encode() if isinstance(letters, str) else letters:
+        n = n * 26 + ch - 64
+    return n
+
+
+def _column_letter(number: int) -> str:
+    out = ""
+    while number > 0:
+        number, rest = divmod(number - 1, 26)
+        out = chr(65 + rest) + out
+    return out
+
+
+def _scan_worksheet(stream, sheet: str) -> None:
+    """Find the used range of a worksheet part (cells that hold a value) without loading it."""
+    max_row = max_col = 0
+    generic_rows = 0
+    tail = b""
+    while True:
+        chunk = stream.read(1 << 20)
+        if not chunk and not tail:
+            break
+        buffer = tail + chunk
+        cut = buffer.rfind(b">") + 1 if chunk else len(buffer)
+        part, tail = buffer[:cut], buffer[cut:]
+        if not chunk:
+            tail = b""
+        fast = part.count(b'<c r="')
+        if fast == part.count(b"<c ") + part.count(b"<c>") and b":c " not in part and b":c>" not in part:
+            columns = set(_CELL_COLUMN.findall(part))
+            if columns:
+                max_col = max(max_col, max(map(_column_number, columns)))
+            rows = _CELL_ROW.findall(part)
+            if rows:
+                max_row = max(max_row, max(map(int, rows)))
+        else:  # unusual writer: every cell on its own
+            generic_rows += len(_ANY_ROW.findall(part))
+            for attributes in _ANY_CELL.findall(part):
+                m = _R_ATTR.search(b" " + attributes)
+                if m:
+                    max_col = max(max_col, _column_number(m.group(1)))
+                    max_row = max(max_row, int(m.group(2)))
+            max_row = max(max_row, generic_rows)
+        if max_row > MAX_SHEET_ROWS:
+            raise UnreadableWorkbook(
+                f"Trang '{sheet}' có hơn {_n(MAX_SHEET_ROWS)} dòng (có dữ liệu ở dòng {_n(max_row)}), vượt giới hạn "
+                f"{_n(MAX_SHEET_ROWS)} dòng của một báo cáo.", TRIM_FIX)
+        if max_row * max_col > MAX_SHEET_CELLS:
+            raise UnreadableWorkbook(
+                f"Trang '{sheet}' có vùng dữ liệu quá lớn: đến ô {_column_letter(max_col)}{max_row} "
+                f"({_n(max_row)} dòng × {_n(max_col)} cột); có ô bị gõ nhầm ở rất xa bảng.", TRIM_FIX)
+
+
+def _worksheet_names(zf: zipfile.ZipFile) -> dict[str, str]:
+    """Worksheet part name -> sheet name (from xl/workbook.xml and its relationships)."""
+    try:
+        workbook = ElementTree.fromstring(zf.read("xl/workbook.xml"))
+        rels = ElementTree.fromstring(zf.read("xl/_rels/workbook.xml.rels"))
+    except (KeyError, ElementTree.ParseError, zipfile.BadZipFile, OSError, EOFError):
+        return {}
+    targets = {r.get("Id"): r.get("Target") or "" for r in rels}
+    out = {}
+    for element in workbook.iter():
+        if element.tag.rsplit("}", 1)[-1] != "sheet":
+            continue
+        rid = next((v for k, v in element.attrib.items() if k.rsplit("}", 1)[-1] == "id"), None)
+        target = targets.get(rid)
+        if target:
+            part = target.lstrip("/") if target.startswith("/") else posixpath.normpath(posixpath.join("xl", target))
+            out[part] = element.get("name") or part
+    return out
+
+
+def _check_zip(path: Path, size: int) -> None:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+            names = {i.filename for i in infos}
+            if "xl/workbook.xml" not in names and "xl/workbook.bin" not in names:
+                if "content.xml" in names:
+                    return  # OpenDocument spreadsheet (.ods): calamine reads it
+                kind = ("tài liệu Word" if "word/document.xml" in names else
+                        "bài trình chiếu PowerPoint" if "ppt/presentation.xml" in names else "tệp nén .zip")
+                raise UnreadableWorkbook(f"Tệp không phải là bảng tính Excel (đây là {kind}).")
+            declared = sum(i.file_size for i in infos)
+            if declared > MAX_UNCOMPRESSED_BYTES or declared > MAX_COMPRESSION_RATIO * size + 10_000_000:
+                raise UnreadableWorkbook(
+                    f"Tệp giải nén quá lớn ({_n(declared // 1_000_000)} MB từ tệp {_n(max(size // 1000, 1))} KB); "
+                    "không phải báo cáo bình thường.", TRIM_FIX)
+            sheets = _worksheet_names(zf)
+            for info in infos:
+                if info.is_dir():
+                    continue
+                # stream every part: zipfile stops at the declared size and checks the CRC, so a part that
+                # lies about its size or is damaged is caught here, in 1 MB steps
+                with zf.open(info) as stream:
+                    if info.filename.startswith("xl/worksheets/") and info.filename.endswith(".xml"):
+                        _scan_worksheet(stream, sheets.get(info.filename, info.filename))
+                    else:
+                        while stream.read(1 << 20):
+                            pass
+    except UnreadableWorkbook:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, NotImplementedError):
+        raise UnreadableWorkbook("Tệp Excel bị hỏng (có thể gửi chưa hết), không mở được; hãy lưu lại và gửi lại.") from None
 
 
 def _check_container(path: Path) -> None:
-    """Reject what would blow up memory before a reader touches it."""
+    """Reject what is not a workbook, or would blow up memory, before a reader touches it."""
     size = path.stat().st_size
     if size == 0:
-        raise UnreadableWorkbook("Tệp rỗng (0 byte).")
+        raise UnreadableWorkbook("Tệp rỗng (0 byte).", "Gửi lại tệp báo cáo (tệp vừa gửi không có nội dung).")
+    if size > MAX_FILE_BYTES:
+        raise UnreadableWorkbook(f"Tệp quá lớn ({_n(size // 1_000_000)} MB); báo cáo OCOP chỉ vài trăm KB.", TRIM_FIX)
     with open(path, "rb") as fh:
         magic = fh.read(8)
-    if magic.startswith(b"\xd0\xcf\x11\xe0"):
-        if path.suffix.lower() == ".xlsx":
-            raise UnreadableWorkbook("Tệp được đặt mật khẩu hoặc mã hóa; hãy gửi bản không đặt mật khẩu.")
-        return  # legacy .xls (OLE2): calamine reads it
-    if not magic.startswith(b"PK"):
+    if magic == _OLE2_MAGIC:
+        _check_ole2(path)
+    elif magic.startswith(b"PK\x03\x04") or magic.startswith(b"PK\x05\x06"):
+        _check_zip(path, size)
+    elif magic.startswith(b"%PDF"):
+        raise UnreadableWorkbook("Tệp là PDF, không phải bảng tính Excel; hãy gửi tệp .xlsx.")
+    else:
         raise UnreadableWorkbook("Tệp không phải là bảng tính Excel (.xlsx/.xls).")
-    try:
-        with zipfile.ZipFile(path) as zf:
-            total = sum(info.file_size for info in zf.infolist())
-    except zipfile.BadZipFile:
-        raise UnreadableWorkbook("Tệp Excel bị hỏng, không mở được; hãy lưu lại và gửi lại.") from None
-    if total > MAX_UNCOMPRESSED_BYTES or total > MAX_COMPRESSION_RATIO * max(size, 1) + 10_000_000:
-        raise UnreadableWorkbook(
-            f"Tệp giải nén quá lớn ({total // 1_000_000} MB từ {size // 1000} KB); không phải báo cáo bình thường.")
 
 
 def _open(path: Path) -> python_calamine.CalamineWorkbook:
     _check_container(path)
     try:
-        return python_calamine.CalamineWorkbook.from_path(str(path))
+        with open(path, "rb") as fh:  # by content, not by extension: an .xls renamed .xlsx still reads
+            return python_calamine.CalamineWorkbook.from_filelike(fh)
     except python_calamine.PasswordError:
         raise UnreadableWorkbook("Tệp được đặt mật khẩu; hãy gửi bản không đặt mật khẩu.") from None
     except Exception as exc:  # calamine raises several types for corrupt files
         raise UnreadableWorkbook(f"Tệp Excel bị hỏng, không đọc được ({type(exc).__name__}).") from None
 
 
+def _worksheets(book: python_calamine.CalamineWorkbook) -> Iterator[tuple[str, list[list[Any]], list]]:
+    """(name, rows from A1, merged ranges) of every worksheet, one at a time."""
+    try:
+        kinds = {m.name: str(m.typ) for m in book.sheets_metadata}
+    except Exception:  # noqa: BLE001 - metadata is a nicety
+        kinds = {}
+    for name in book.sheet_names:
+        if kinds.get(name, "WorkSheet").rsplit(".", 1)[-1] not in ("WorkSheet", "Worksheet"):
+            continue  # chart sheets, macro sheets
+        try:
+            sheet = book.get_sheet_by_name(name)
+        except Exception as exc:  # noqa: BLE001
+            raise UnreadableWorkbook(f"Trang '{name}' bị hỏng, không đọc được ({type(exc).__name__}).") from None
+        rows_used, cols_used = sheet.end[0] + 1 if sheet.end else 0, sheet.end[1] + 1 if sheet.end else 0
+        if rows_used > MAX_SHEET_ROWS or rows_used * cols_used > MAX_SHEET_CELLS:  # .xls/.ods: after loading
+            raise UnreadableWorkbook(
+                f"Trang '{name}' có {_n(rows_used)} dòng × {_n(cols_used)} cột, vượt giới hạn "
+                f"{_n(MAX_SHEET_ROWS)} dòng của một báo cáo.", TRIM_FIX)
+        try:
+            merges = list(sheet.merged_cell_ranges or [])
+        except Exception:  # noqa: BLE001 - not every format has them
+            merges = []
+        yield name, sheet.to_python(skip_empty_area=False), merges
+
+
 # --------------------------------------------------------------------------------------------
 # Finding the header and the data
 # --------------------------------------------------------------------------------------------
 
-_NUMBERING = re.compile(r"^\(?\s*\d{1,2}\s*\)?$")
-_STOP_WORDS = ("tong cong", "tong so", "cong", "nguoi lap", "nguoi lap bieu", "truong phong", "xac nhan")
+_NUMBERING = re.compile(r"^\(?\s*(?:\d{1,2}|[A-Za-z])\s*\)?$")   # (1) (2) … or 1 2 3 … or A B C …
+_PARENTHESES = re.compile(r"\([^)]*\)|\[[^\]]*\]")
+_NOISE_WORDS = {"ocop"}
+_TOTALS = re.compile(r"^(?:tong cong|tong so|tong|cong)(?: |$)(?!ty\b|nhan\b|nghe\b|dong\b)")
+_GROUP = re.compile(r"^(?:(?:[ivx]+|[a-z])(?: |$)|(?:xa|phuong|thi tran|thon|nhom|cum|khu vuc|linh vuc|huyen)\b)")
+_NOTE = re.compile(r"^(?:ghi chu|chu thich|luu y)\b")
+_SIGNATURE = re.compile(
+    r"^(?:nguoi lap|nguoi tong hop|nguoi duyet|nguoi ky|can bo tong hop|truong phong|pho truong phong|kt |tm |q |"
+    r"chu tich|pho chu tich|giam doc|pho giam doc|thu truong|xac nhan|lanh dao|ky ghi ro|ky ten|ky dong dau|"
+    r"ky va ghi ro|noi nhan)")
 
 
 def _cell_text(value: Any) -> str:
@@ -214,87 +412,144 @@ def _cell_text(value: Any) -> str:
     return str(value)
 
 
-def _map_headers(cells: list[Any], aliases: dict[str, str]) -> dict[int, str]:
+@functools.cache
+def _alias_tables(kind: str) -> tuple[dict[str, str], dict[str, str], dict[tuple[str, ...], str]]:
+    """(folded alias, alias without spaces, alias as a bag of words) -> canonical column."""
+    exact = domain.header_aliases()[kind]
+    compact = {k.replace(" ", ""): v for k, v in exact.items()}
+    bags: dict[tuple[str, ...], set[str]] = {}
+    for k, v in exact.items():
+        bags.setdefault(_bag(k), set()).add(v)
+    return exact, compact, {b: next(iter(v)) for b, v in bags.items() if len(v) == 1}
+
+
+def _bag(folded: str) -> tuple[str, ...]:
+    return tuple(sorted(w for w in folded.split() if w not in _NOISE_WORDS))
+
+
+def match_header(text: Any, kind: str) -> str | None:
+    """Canonical column for a header text, accent-, case-, space- and word-order-insensitively;
+    a note in brackets ('Điểm (thang 100)', 'Lên sàn TMĐT (Có/Không)') is ignored."""
+    exact, compact, bags = _alias_tables(kind)
+    raw = _cell_text(text)
+    for candidate in dict.fromkeys((fold(raw), fold(_PARENTHESES.sub(" ", raw)))):
+        if not candidate:
+            continue
+        hit = exact.get(candidate) or compact.get(candidate.replace(" ", "")) or bags.get(_bag(candidate))
+        if hit:
+            return hit
+    return None
+
+
+def _map_headers(texts: list[str | tuple[str, str]], kind: str) -> dict[int, str]:
+    """texts: one header text per column, or (parent, child) for a column under a merged parent."""
     mapped: dict[int, str] = {}
-    for i, cell in enumerate(cells):
-        key = fold(cell)
-        if key in aliases and aliases[key] not in mapped.values():
-            mapped[i] = aliases[key]
+    used: set[str] = set()
+    for i, text in enumerate(texts):
+        if isinstance(text, tuple):
+            parent, child = text
+            column = match_header(f"{parent} {child}", kind) or match_header(child, kind)
+        else:
+            column = match_header(text, kind)
+        if column and column not in used:
+            mapped[i] = column
+            used.add(column)
     return mapped
 
 
-def _combine_two_rows(top: list[Any], bottom: list[Any]) -> list[str]:
-    """Two-row header with merged parents: the parent's text carries right over the blank cells."""
-    combined, parent = [], ""
+def _two_row_texts(top: list[Any], bottom: list[Any], top_merges: dict[int, tuple[int, int]]
+                   ) -> list[str | tuple[str, str]]:
+    """Two-row header: a parent ('Chủ thể OCOP', merged across) over its children ('Tên', 'Loại hình', …);
+    the other columns are merged down, their text in the top row."""
+    out: list[str | tuple[str, str]] = []
+    parent, parent_end = "", None
     for i in range(max(len(top), len(bottom))):
-        t = _cell_text(top[i]) if i < len(top) else ""
-        b = _cell_text(bottom[i]) if i < len(bottom) else ""
-        parent = t or parent if b else t
-        combined.append(f"{parent} {b}".strip() if b else t)
-    return combined
+        t = _cell_text(top[i]).strip() if i < len(top) else ""
+        b = _cell_text(bottom[i]).strip() if i < len(bottom) else ""
+        if i in top_merges:                       # a horizontally merged parent starts here
+            parent, parent_end = t, top_merges[i][1]
+        elif t:
+            parent, parent_end = t, None          # unmerged: carries right over blank top cells
+        elif (parent_end is not None and i > parent_end) or (parent_end is None and not b):
+            parent, parent_end = "", None
+        if b:
+            out.append((parent, b) if parent else b)
+        else:
+            out.append(t)
+    return out
 
 
-def _find_header(rows: list[list[Any]], kind: str) -> tuple[int, dict[int, str], list[str], int] | None:
+def _header_text(text: str | tuple[str, str]) -> str:
+    return " - ".join(nfc(t) or "" for t in text) if isinstance(text, tuple) else (nfc(text) or "")
+
+
+def _find_header(rows: list[list[Any]], kind: str, merges: list | None = None
+                 ) -> tuple[int, dict[int, str], list[str], int] | None:
     """(header row index, column map, header texts, rows the header spans) or None."""
-    aliases = domain.header_aliases()[kind]
     key_column = "ten_san_pham" if kind == "products" else "ten_diem_ban"
-    best = None
+    merges = merges or []
     for i, cells in enumerate(rows[:HEADER_SCAN_ROWS]):
-        texts = [_cell_text(c) for c in cells]
-        candidates = [(_map_headers(texts, aliases), texts, 1)]
+        if sum(1 for c in cells if _cell_text(c).strip()) < 3:
+            continue
+        single = [_cell_text(c) for c in cells]
+        candidates = [(_map_headers(single, kind), single, 1)]
         if i + 1 < len(rows):
-            two = _combine_two_rows(cells, rows[i + 1])
-            candidates.append((_map_headers(two, aliases), two, 2))
-            # second row alone may hold the sub-headers while the first holds the rest
-            merged = [b if fold(b) in aliases else (t if fold(t) in aliases else c)
-                      for t, b, c in zip(texts + [""] * len(two), [_cell_text(x) for x in rows[i + 1]] + [""] * len(two), two)]
-            candidates.append((_map_headers(merged, aliases), merged, 2))
-        for mapped, texts_used, span in candidates:
+            top_merges = {c0: (c0, c1) for (r0, c0), (r1, c1) in merges if r0 == i and r1 == i and c1 > c0}
+            two = _two_row_texts(cells, rows[i + 1], top_merges)
+            candidates.append((_map_headers(two, kind), two, 2))
+        best = None
+        for mapped, texts, span in candidates:
             if key_column in mapped.values() and len(mapped) >= 3:
                 score = (len(mapped), -span)
                 if best is None or score > best[0]:
-                    best = (score, (i, mapped, texts_used, span))
+                    best = (score, (i, mapped, [_header_text(t) for t in texts], span))
         if best is not None:
             return best[1]
     return None
 
 
-def _read_sheet(sheet: python_calamine.CalamineSheet) -> list[list[Any]]:
-    if sheet.total_height > MAX_SHEET_ROWS:
-        raise UnreadableWorkbook(
-            f"Trang '{sheet.name}' có {sheet.total_height:,} dòng, vượt giới hạn {MAX_SHEET_ROWS:,} dòng của một báo cáo.")
-    return sheet.to_python(skip_empty_area=False)
+def _row_kind(cells: list[Any], columns: dict[int, str]) -> str:
+    """'data', 'blank', 'group' (I. Xã Bình Châu), 'totals', 'note' or 'signature'."""
+    filled = [(i, t) for i, t in ((i, _cell_text(c).strip()) for i, c in enumerate(cells)) if t]
+    if not filled:
+        return "blank"
+    folded = [fold(t) for _, t in filled]
+    mapped = sum(1 for i, _ in filled if i in columns)
+    if sum(1 for f in folded if _SIGNATURE.match(f)) * 2 >= len(folded) and mapped <= 4:
+        return "signature"
+    first = folded[0]
+    if _TOTALS.match(first):
+        return "totals"
+    if _NOTE.match(first):
+        return "note"
+    if _GROUP.match(first) and mapped <= 2:
+        return "group"
+    if mapped < 2:
+        return "note"  # a stray line: place and date, a name, a remark
+    return "data"
 
 
-def _sheet_data(name: str, rows: list[list[Any]], kind: str) -> SheetData | None:
-    found = _find_header(rows, kind)
+def _sheet_data(name: str, rows: list[list[Any]], kind: str, merges: list | None = None) -> SheetData | None:
+    found = _find_header(rows, kind, merges)
     if found is None:
         return None
     header_index, mapped, texts, span = found
     first_data = header_index + span
     if first_data < len(rows):  # a numbering row "(1) (2) (3) …" right below the header
         cells = [c for c in rows[first_data] if _cell_text(c).strip()]
-        if cells and all(_NUMBERING.match(_cell_text(c).strip()) for c in cells) and len(cells) >= 3:
+        if len(cells) >= 3 and all(_NUMBERING.match(_cell_text(c).strip()) for c in cells):
             first_data += 1
-    extras = {i: nfc(t) for i, t in enumerate(texts) if i not in mapped and nfc(t) and fold(t) != "stt"}
-    headers = {i: nfc(t) for i, t in enumerate(texts) if nfc(t)}
     columns = {i: c for i, c in mapped.items() if c != "stt"}
+    extras = {i: t for i, t in enumerate(texts) if i not in mapped and t and fold(t) != "stt"}
+    headers = {i: t for i, t in enumerate(texts) if t}
     data: list[tuple[int, list[Any]]] = []
     for offset, cells in enumerate(rows[first_data:]):
-        row_number = first_data + offset + 1
-        filled = [(i, c) for i, c in enumerate(cells) if _cell_text(c).strip()]
-        if not filled:
-            continue
-        first_text = fold(filled[0][1])
-        if any(first_text.startswith(w) for w in _STOP_WORDS) and len([i for i, _ in filled if i in columns]) <= 2:
-            if first_text.startswith(("tong", "cong")):
-                break  # totals row: what follows is signatures
-            continue
-        mapped_filled = [i for i, _ in filled if i in columns]
-        if len(mapped_filled) < 3:
-            continue  # group rows ("I. Xã Bình Châu"), stray notes, signature names
-        data.append((row_number, cells))
-    title_lines = [" ".join(_cell_text(c) for c in r if _cell_text(c).strip()) for r in rows[:header_index]]
+        kind_of_row = _row_kind(cells, columns)
+        if kind_of_row == "signature":
+            break  # what follows is signatures and names
+        if kind_of_row == "data":
+            data.append((first_data + offset + 1, cells))
+    title_lines = [" ".join(_cell_text(c).strip() for c in r if _cell_text(c).strip()) for r in rows[:header_index]]
     return SheetData(name, kind, header_index + 1, columns, extras, headers, data, [t for t in title_lines if t])
 
 
@@ -302,16 +557,23 @@ def _sheet_data(name: str, rows: list[list[Any]], kind: str) -> SheetData | None
 # District and period
 # --------------------------------------------------------------------------------------------
 
+_PLACE_DATE = re.compile(r"\bngay\s+\d{1,2}\s+thang\b")  # 'Bình Sơn, ngày 5 tháng 01 năm 2025': a signing date
+
+
+def _title_periods(title_lines: list[str]) -> set[str]:
+    """Periods named by the title block: the 'Kỳ báo cáo' line, else a 'tháng MM/YYYY' title line."""
+    folded = [(line, fold(line)) for line in title_lines]
+    report_lines = [line for line, f in folded if "ky bao cao" in f]
+    if not report_lines:
+        report_lines = [line for line, f in folded if "thang" in f and not _PLACE_DATE.search(f)]
+    return {p for p in map(domain.find_period, report_lines) if p}
+
 
 def _resolve(sub: ParsedSubmission, title_lines: list[str], inbox_relative: Path) -> None:
     title_districts: set[str] = set()
-    title_periods: set[str] = set()
     for line in title_lines:
         title_districts |= domain.district_from_title(line)
-        if "ky bao cao" in fold(line) or "thang" in fold(line):
-            period = domain.find_period(line)
-            if period:
-                title_periods.add(period)
+    title_periods = _title_periods(title_lines)
     name_districts = domain.find_districts(sub.path.stem)
     folder_districts: set[str] = set()
     for part in inbox_relative.parent.parts:
@@ -354,21 +616,27 @@ def _resolve(sub: ParsedSubmission, title_lines: list[str], inbox_relative: Path
 # --------------------------------------------------------------------------------------------
 
 
+def _source_value(v: Any) -> Any:
+    if isinstance(v, (dt.date, dt.datetime, dt.time)):
+        return v.isoformat()
+    if isinstance(v, float) and v.is_integer():
+        return int(v)  # Excel stores every number as a float; show 6, not 6.0
+    if isinstance(v, dt.timedelta):
+        return str(v)
+    return v
+
+
 def _canonical_rows(sub: ParsedSubmission, sheet: SheetData, parsers: dict[str, Callable]) -> list[dict]:
     out = []
+    index_of = {c: i for i, c in sheet.columns.items()}
     for row_number, cells in sheet.rows:
         record: dict[str, Any] = {"sheet": sheet.name, "row_number": row_number}
         source_values = {}
-        for i, header in sheet.headers.items():
-            if i < len(cells) and _cell_text(cells[i]).strip():
-                v = cells[i]
-                if isinstance(v, (dt.date, dt.datetime)):
-                    v = v.isoformat()
-                elif isinstance(v, float) and v.is_integer():
-                    v = int(v)  # Excel stores every number as a float; show 6, not 6.0
-                source_values[header] = v
+        for i, v in enumerate(cells):  # everything the district typed, unknown columns included
+            if _cell_text(v).strip():
+                source_values[sheet.headers.get(i) or f"Cột {_column_letter(i + 1)}"] = _source_value(v)
         for column, parse in parsers.items():
-            index = next((i for i, c in sheet.columns.items() if c == column), None)
+            index = index_of.get(column)
             raw = cells[index] if index is not None and index < len(cells) else None
             if isinstance(raw, str) and not raw.strip():
                 raw = None
@@ -378,39 +646,50 @@ def _canonical_rows(sub: ParsedSubmission, sheet: SheetData, parsers: dict[str, 
                 record[column] = parse(raw)
             except (ValueError, TypeError) as exc:
                 record[column] = None
-                sub.error(f"{column}_unreadable", f"{COLUMN_LABELS.get(column, column)}: {exc}", sheet=sheet.name,
-                          row=row_number, column=COLUMN_LABELS.get(column, column), value=_cell_text(raw),
-                          fix=f"Sửa ô {COLUMN_LABELS.get(column, column)} ở dòng {row_number}.")
+                label = COLUMN_LABELS.get(column, column)
+                sub.error(f"{column}_unreadable", f"{label}: {exc}", sheet=sheet.name, row=row_number, column=label,
+                          value=_cell_text(raw), fix=f"Sửa ô {label} ở dòng {row_number}.")
         record["source_values"] = json.dumps(source_values, ensure_ascii=False, default=str)
         out.append(record)
     return out
 
 
-def _finish_products(sub: ParsedSubmission, sheet: SheetData) -> None:
+def _check_required(sub: ParsedSubmission, sheet: SheetData, required: list[str]) -> None:
     present = set(sheet.columns.values())
-    for column in REQUIRED_PRODUCT_COLUMNS:
+    for column in required:
         if column not in present:
             sub.error("required_columns", f"Thiếu cột bắt buộc '{COLUMN_LABELS[column]}' ở trang {sheet.name}.",
                       sheet=sheet.name, row=sheet.header_row, column=COLUMN_LABELS[column],
                       fix=f"Thêm cột '{COLUMN_LABELS[column]}' vào dòng tiêu đề cột.")
-    if "nhom_san_pham" not in present:
-        sub.warn("product_group_missing", "Không có cột 'Nhóm sản phẩm': nhóm của các sản phẩm được ghi là chưa rõ.",
-                 sheet=sheet.name, fix="Thêm cột 'Nhóm sản phẩm' (6 nhóm theo Quyết định 148/QĐ-TTg).")
-    rows = _canonical_rows(sub, sheet, PRODUCT_PARSERS)
-    for r in rows:
-        if r["ngay_het_han"] is None and r["ngay_cong_nhan"] is not None:  # column missing or cell blank
-            r["ngay_het_han"] = domain.certificate_expiry(r["ngay_cong_nhan"])
-    sub.products = rows
 
 
-def _finish_sales_points(sub: ParsedSubmission, sheet: SheetData) -> None:
-    present = set(sheet.columns.values())
-    for column in REQUIRED_SALES_POINT_COLUMNS:
-        if column not in present:
-            sub.error("required_columns", f"Thiếu cột bắt buộc '{COLUMN_LABELS[column]}' ở trang {sheet.name}.",
-                      sheet=sheet.name, row=sheet.header_row, column=COLUMN_LABELS[column],
-                      fix=f"Thêm cột '{COLUMN_LABELS[column]}' vào dòng tiêu đề cột.")
-    sub.sales_points = _canonical_rows(sub, sheet, SALES_POINT_PARSERS)
+def _finish_products(sub: ParsedSubmission, sheets: list[SheetData]) -> None:
+    for sheet in sheets:
+        _check_required(sub, sheet, REQUIRED_PRODUCT_COLUMNS)
+        if "nhom_san_pham" not in sheet.columns.values():
+            sub.warn("product_group_missing", "Không có cột 'Nhóm sản phẩm': nhóm của các sản phẩm được ghi là "
+                     "chưa rõ.", sheet=sheet.name, fix="Thêm cột 'Nhóm sản phẩm' (6 nhóm theo Quyết định 148/QĐ-TTg).")
+        rows = _canonical_rows(sub, sheet, PRODUCT_PARSERS)
+        for r in rows:
+            if r["ngay_het_han"] is None and r["ngay_cong_nhan"] is not None:  # column missing or cell blank
+                r["ngay_het_han"] = domain.certificate_expiry(r["ngay_cong_nhan"])
+        sub.products.extend(rows)
+        if sheet.extra_columns:
+            sub.warn("extra_columns", "Các cột ngoài mẫu được lưu nhưng không dùng: "
+                     + ", ".join(sheet.extra_columns.values()), sheet=sheet.name)
+
+
+def _finish_sales_points(sub: ParsedSubmission, sheets: list[SheetData]) -> None:
+    for sheet in sheets:
+        _check_required(sub, sheet, REQUIRED_SALES_POINT_COLUMNS)
+        sub.sales_points.extend(_canonical_rows(sub, sheet, SALES_POINT_PARSERS))
+
+
+def _pick(sheets: list[SheetData]) -> list[SheetData]:
+    """The sheets to read: the first one with data rows first, then any other that has rows
+    (a list split over several sheets); an empty copy of the form is ignored when another has rows."""
+    with_rows = [s for s in sheets if s.rows]
+    return with_rows or sheets[:1]
 
 
 def read_submission(path: Path, inbox: Path, received_at: dt.datetime | None = None,
@@ -426,41 +705,46 @@ def read_submission(path: Path, inbox: Path, received_at: dt.datetime | None = N
         file_size=path.stat().st_size,
         received_at=received_at or dt.datetime.now(dt.timezone.utc),
     )
+    products: list[SheetData] = []
+    sales: list[SheetData] = []
     try:
         book = _open(path)
-        products = sales = None
-        for name in book.sheet_names:
-            rows = _read_sheet(book.get_sheet_by_name(name))
-            if products is None:
-                products = _sheet_data(name, rows, "products")
-                if products is not None:
+        try:
+            for name, rows, merges in _worksheets(book):
+                found = _sheet_data(name, rows, "products", merges)
+                if found is not None:
+                    products.append(found)
                     continue
-            if sales is None:
-                sales = _sheet_data(name, rows, "sales_points")
-        book.close()
+                found = _sheet_data(name, rows, "sales_points", merges)
+                if found is not None:
+                    sales.append(found)
+        finally:
+            book.close()
     except UnreadableWorkbook as exc:
-        sub.error("unreadable_file", str(exc), fix="Mở tệp bằng Excel, lưu lại dạng .xlsx không đặt mật khẩu rồi gửi lại.")
+        sub.error("unreadable_file", str(exc), fix=exc.fix or DEFAULT_FIX)
         _resolve(sub, [], relative)
         return sub
 
-    if products is None:
+    if not products:
         sub.error("products_sheet_missing", "Không tìm thấy trang danh sách sản phẩm OCOP (dòng tiêu đề cột có "
                   "'Tên sản phẩm', 'Hạng sao', …).", fix="Dùng mẫu báo cáo của tỉnh, giữ nguyên dòng tiêu đề cột.")
         _resolve(sub, [], relative)
         return sub
-    sub.products_sheet = products.name
-    _resolve(sub, products.title_lines + (sales.title_lines if sales else []), relative)
+    products, sales = _pick(products), _pick(sales) if sales else []
+    sub.products_sheet = products[0].name
+    _resolve(sub, products[0].title_lines + (sales[0].title_lines if sales else []), relative)
+    if len(products) > 1:
+        sub.warn("several_products_sheets", "Danh sách sản phẩm nằm ở nhiều trang; đã đọc tất cả: "
+                 + ", ".join(s.name for s in products), fix="Gộp danh sách sản phẩm vào một trang ở kỳ sau.")
     _finish_products(sub, products)
-    if products.extra_columns:
-        sub.warn("extra_columns", "Các cột ngoài mẫu được lưu nhưng không dùng: "
-                 + ", ".join(products.extra_columns.values()), sheet=products.name)
-    if sales is None:
+    if not sales:
         sub.warn("sales_points_sheet_missing", "Không có trang điểm giới thiệu và bán sản phẩm OCOP: giữ nguyên "
                  "danh sách điểm bán đã báo cáo lần trước.", fix="Thêm trang điểm bán theo mẫu ở kỳ sau.")
     else:
-        sub.sales_points_sheet = sales.name
+        sub.sales_points_sheet = sales[0].name
         _finish_sales_points(sub, sales)
     if not sub.products:
-        sub.error("no_data_rows", f"Trang {products.name} không có dòng sản phẩm nào.", sheet=products.name,
+        sheet = products[0].name
+        sub.error("no_data_rows", f"Trang {sheet} không có dòng sản phẩm nào.", sheet=sheet,
                   fix="Điền danh sách sản phẩm OCOP dưới dòng tiêu đề cột.")
     return sub
