@@ -1,0 +1,277 @@
+"""Write-audit-publish on small DuckDB files built here: publications kept, atomic swap of database and
+exports, rollback, recovery after a killed publish, and readers polling during publishes."""
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from flows import publish as publishing
+from flows.cli import main as ocop
+from flows.config import load_settings
+
+AS_OF = dt.date(2024, 12, 20)
+ROWS_A = 200_000
+ROWS_B = 50_000
+
+
+def expected_checksum(g: int) -> tuple[int, int, int, int]:
+    """What marts.a and marts.b hold in generation g (see make_work_db)."""
+    n = ROWS_A + g
+    return n, n * g, ROWS_B, ROWS_B * (ROWS_B - 1) // 2 + ROWS_B * g
+
+
+def make_work_db(settings, g: int, *, scratch: bool = False, loads: int | None = None) -> None:
+    """A working database whose two marts identify generation g in their counts and sums."""
+    settings.work_dir.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(settings.work_db))
+    try:
+        con.execute("create schema if not exists marts")
+        con.execute(f"create or replace table marts.a as select i as id, {g}::bigint as v from range({ROWS_A + g}) t(i)")
+        con.execute(f"create or replace table marts.b as select i as id, (i + {g})::bigint as w from range({ROWS_B}) t(i)")
+        if scratch:
+            con.execute("create or replace table marts.a__dbt_tmp as select 1 as x")
+            con.execute("create or replace table marts.b__dbt_backup as select 1 as x")
+        if loads is not None:
+            con.execute("create schema if not exists raw")
+            con.execute("create or replace table raw._dlt_loads as select ('16000000' || i)::varchar as load_id, "
+                        "0 as status from range(?) t(i)", [loads])
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return load_settings(tmp_path / "inbox", tmp_path / "warehouse")
+
+
+def published_run(settings) -> str:
+    return publishing.current_run_id(settings)
+
+
+def exports_run(settings) -> str:
+    return json.loads((settings.exports_dir / "publication.json").read_text())["run_id"]
+
+
+def test_publish_writes_a_complete_publication_then_swaps_it_in(settings):
+    make_work_db(settings, 1, scratch=True, loads=3)
+    pub = publishing.publish(settings, "run-1", AS_OF)
+
+    assert pub.tables == ["a", "b"]  # dbt's scratch relations (__dbt_tmp, __dbt_backup) are not published
+    assert pub.rows == {"a": ROWS_A + 1, "b": ROWS_B}
+    con = duckdb.connect(str(settings.published_db), read_only=True)
+    assert con.execute("select run_id, as_of_date from meta.publication").fetchone() == ("run-1", AS_OF)
+    assert con.execute("select count(*), sum(v) from marts.a").fetchone() == expected_checksum(1)[:2]
+    con.close()
+    # kept publication, identical to the published file; manifest; history
+    assert (settings.publications_dir / "run-1.duckdb").read_bytes() == settings.published_db.read_bytes()
+    manifest = json.loads((settings.publications_dir / "run-1.json").read_text())
+    assert manifest["raw_watermark"] == "3:160000002" and manifest["tables"] == ["a", "b"]
+    assert [e["event"] for e in publishing.history(settings)] == ["published"]
+    # exports: a symlink to the publication's own folder, with every mart and the run id
+    assert settings.exports_dir.is_symlink()
+    assert os.readlink(settings.exports_dir) == "publications/run-1.exports"
+    assert sorted(p.name for p in settings.exports_dir.iterdir()) == ["a.parquet", "b.parquet", "publication.json"]
+    assert exports_run(settings) == "run-1"
+    assert duckdb.execute(f"select count(*) from '{settings.exports_dir / 'a.parquet'}'").fetchone()[0] == ROWS_A + 1
+    # nothing temporary left beside the published file
+    assert not [p for p in settings.warehouse.iterdir() if p.name.endswith(".tmp")]
+    assert not [p for p in settings.publications_dir.iterdir() if p.name.startswith(".")]
+
+
+def test_a_real_exports_folder_from_before_is_moved_aside_once(settings):
+    settings.exports_dir.mkdir(parents=True)
+    (settings.exports_dir / "old.parquet").write_bytes(b"x")
+    make_work_db(settings, 1)
+    publishing.publish(settings, "run-1", AS_OF)
+    assert settings.exports_dir.is_symlink() and exports_run(settings) == "run-1"
+    legacy = list(settings.publications_dir.glob("legacy-exports-*"))
+    assert len(legacy) == 1 and (legacy[0] / "old.parquet").exists()
+
+
+def test_the_last_five_publications_are_kept(settings):
+    for g in range(1, 8):
+        make_work_db(settings, g)
+        publishing.publish(settings, f"run-{g}", AS_OF)
+    kept = [p["run_id"] for p in publishing.publications(settings)]
+    assert kept == ["run-3", "run-4", "run-5", "run-6", "run-7"]
+    assert sorted(p.name for p in settings.publications_dir.glob("*.duckdb")) == [f"run-{g}.duckdb" for g in range(3, 8)]
+    assert sorted(p.name for p in settings.publications_dir.glob("*.exports")) == [f"run-{g}.exports" for g in range(3, 8)]
+    assert published_run(settings) == "run-7"
+
+
+def test_rollback_restores_the_previous_publication_and_its_exports(settings, capsys):
+    for g in (1, 2, 3):
+        make_work_db(settings, g)
+        publishing.publish(settings, f"run-{g}", AS_OF)
+    wh = str(settings.warehouse)
+
+    assert ocop(["rollback", "--warehouse", wh]) == 0
+    assert "is now run run-2" in capsys.readouterr().out
+    assert published_run(settings) == "run-2" and exports_run(settings) == "run-2"
+    assert settings.published_db.read_bytes() == (settings.publications_dir / "run-2.duckdb").read_bytes()
+
+    assert ocop(["rollback", "--warehouse", wh]) == 0  # twice: two publications back
+    assert published_run(settings) == "run-1" and exports_run(settings) == "run-1"
+    assert ocop(["rollback", "--warehouse", wh]) == 1  # nothing older kept
+    assert "nothing to roll back to" in capsys.readouterr().err
+    assert published_run(settings) == "run-1"
+
+    assert ocop(["rollback", "--warehouse", wh, "--to", "run-3"]) == 0  # and forward again
+    assert published_run(settings) == "run-3" and exports_run(settings) == "run-3"
+    assert ocop(["rollback", "--warehouse", wh, "--to", "run-9"]) == 1
+    events = [(e["event"], e["run_id"]) for e in publishing.history(settings)]
+    assert events[-3:] == [("rollback", "run-2"), ("rollback", "run-1"), ("rollback", "run-3")]
+    assert not [p for p in settings.warehouse.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_rollback_refuses_a_corrupted_publication(settings, capsys):
+    for g in (1, 2):
+        make_work_db(settings, g)
+        publishing.publish(settings, f"run-{g}", AS_OF)
+    with open(settings.publications_dir / "run-1.duckdb", "r+b") as fh:
+        fh.seek(5000)
+        fh.write(b"garbage")
+    before = settings.published_db.read_bytes()
+    assert ocop(["rollback", "--warehouse", str(settings.warehouse)]) == 1
+    assert "does not match its manifest" in capsys.readouterr().err
+    assert settings.published_db.read_bytes() == before
+
+
+def test_rollback_refuses_while_a_night_holds_the_lock(settings, capsys):
+    make_work_db(settings, 1)
+    publishing.publish(settings, "run-1", AS_OF)
+    make_work_db(settings, 2)
+    publishing.publish(settings, "run-2", AS_OF)
+    with open(settings.lock_file, "a+") as fh:  # what a running night holds
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert ocop(["rollback", "--warehouse", str(settings.warehouse)]) == 75
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    assert "holds" in capsys.readouterr().err
+    assert published_run(settings) == "run-2"
+
+
+def test_recover_removes_what_a_killed_publish_left_behind(settings):
+    make_work_db(settings, 1)
+    publishing.publish(settings, "run-1", AS_OF)
+    before = settings.published_db.read_bytes()
+    # a publish killed before its swap: tmp copy beside the published file, a half-written
+    # publication, an unfinished exports folder and symlink
+    (settings.warehouse / ".ocop.duckdb.run-2.tmp").write_bytes(b"partial")
+    (settings.publications_dir / "run-2.duckdb").write_bytes(b"never swapped in")
+    (settings.publications_dir / ".run-3.duckdb.tmp").write_bytes(b"partial")
+    (settings.publications_dir / ".run-3.exports.tmp").mkdir()
+    os.symlink("publications/run-2.exports", settings.warehouse / ".exports.abcd.tmp")
+
+    done = publishing.recover(settings)
+    assert len(done) == 5
+    assert sorted(p.name for p in settings.warehouse.iterdir()) == [
+        "exports", "ocop.duckdb", "publications", "work"]
+    assert not (settings.publications_dir / "run-2.duckdb").exists()
+    assert not [p for p in settings.publications_dir.iterdir() if p.name.startswith(".")]
+    assert settings.published_db.read_bytes() == before and exports_run(settings) == "run-1"
+    assert publishing.recover(settings) == []  # idempotent
+
+
+def test_recover_finishes_a_publish_killed_between_the_two_renames(settings):
+    make_work_db(settings, 1)
+    publishing.publish(settings, "run-1", AS_OF)
+    make_work_db(settings, 2)
+    publishing.publish(settings, "run-2", AS_OF)
+    # undo run-2's bookkeeping and exports switch: as if killed right after the database rename
+    (settings.publications_dir / "run-2.json").unlink()
+    settings.exports_dir.unlink()
+    os.symlink("publications/run-1.exports", settings.exports_dir)
+
+    done = publishing.recover(settings)
+    assert "completed publication run-2" in done and "exports switched to run-2" in done
+    assert exports_run(settings) == "run-2"
+    assert [p["run_id"] for p in publishing.publications(settings)] == ["run-1", "run-2"]
+
+
+def test_is_current_follows_raw_loads_and_survives_a_rollback(settings):
+    make_work_db(settings, 1, loads=2)
+    assert not publishing.is_current(settings, AS_OF)  # nothing published yet
+    publishing.publish(settings, "run-1", AS_OF)
+    assert publishing.is_current(settings, AS_OF)
+    assert not publishing.is_current(settings, AS_OF + dt.timedelta(days=1))  # another as-of date
+    make_work_db(settings, 2, loads=3)  # a night loaded something, then was killed before publishing
+    assert not publishing.is_current(settings, AS_OF)
+    publishing.publish(settings, "run-2", AS_OF)
+    assert publishing.is_current(settings, AS_OF)
+    publishing.rollback(settings)
+    assert published_run(settings) == "run-1"
+    assert publishing.is_current(settings, AS_OF)  # the rollback sticks until something new arrives
+
+
+def test_a_connection_opened_before_a_publish_keeps_reading_its_own_night(settings):
+    make_work_db(settings, 1)
+    publishing.publish(settings, "run-1", AS_OF)
+    con = duckdb.connect(str(settings.published_db), read_only=True)
+    make_work_db(settings, 2)
+    publishing.publish(settings, "run-2", AS_OF)
+    assert con.execute("select run_id from meta.publication").fetchone()[0] == "run-1"
+    assert con.execute("select count(*), sum(v) from marts.a").fetchone() == expected_checksum(1)[:2]
+    con.close()
+    assert published_run(settings) == "run-2"
+
+
+READER = textwrap.dedent("""
+    import json, sys, time, duckdb
+    db, stop, out = sys.argv[1], sys.argv[2], sys.argv[3]
+    import os
+    with open(out, "w") as fh:
+        while not os.path.exists(stop):
+            try:
+                con = duckdb.connect(db, read_only=True)
+                try:
+                    run_id = con.execute("select run_id from meta.publication").fetchone()[0]
+                    row = con.execute("select (select count(*) from marts.a), (select sum(v) from marts.a), "
+                                      "(select count(*) from marts.b), (select sum(w) from marts.b)").fetchone()
+                finally:
+                    con.close()
+                fh.write(json.dumps({"run_id": run_id, "checksum": [int(x) for x in row]}) + "\\n")
+            except Exception as exc:
+                fh.write(json.dumps({"error": f"{type(exc).__name__}: {exc}"}) + "\\n")
+""")
+
+
+def test_readers_polling_during_publishes_never_fail_and_never_see_a_mix(settings, tmp_path):
+    make_work_db(settings, 1)
+    publishing.publish(settings, "gen-1", AS_OF)
+    stop, out = tmp_path / "stop", tmp_path / "reads.jsonl"
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(settings.published_db), str(stop), str(out)])
+    seconds, swaps = [], []
+    try:
+        time.sleep(0.5)
+        for g in range(2, 10):  # eight publishes while the reader polls
+            make_work_db(settings, g)
+            pub = publishing.publish(settings, f"gen-{g}", AS_OF)
+            seconds.append(pub.seconds)
+            swaps.append(pub.swap_seconds)
+            time.sleep(0.1)
+        time.sleep(0.3)
+    finally:
+        stop.touch()
+        reader.wait(timeout=30)
+    reads = [json.loads(line) for line in out.read_text().splitlines()]
+    errors = [r["error"] for r in reads if "error" in r]
+    mixed = [r for r in reads if "error" not in r
+             and tuple(r["checksum"]) != expected_checksum(int(r["run_id"].split("-")[1]))]
+    seen = {r["run_id"] for r in reads if "run_id" in r}
+    print(f"\nreader: {len(reads)} polls, {len(errors)} errors, {len(mixed)} inconsistent, {len(seen)} nights seen; "
+          f"publish {min(seconds):.2f}-{max(seconds):.2f} s, swap {max(swaps) * 1000:.1f} ms max")
+    assert errors == []
+    assert mixed == []
+    assert len(reads) > 50
+    assert len(seen) >= 5  # the reader really read across publishes
+    assert published_run(settings) == "gen-9"
