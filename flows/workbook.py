@@ -16,6 +16,7 @@ import posixpath
 import re
 import struct
 import zipfile
+import zlib
 from xml.etree import ElementTree
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -242,6 +243,7 @@ def _column_letter(number: int) -> str:
 def _scan_worksheet(stream, sheet: str) -> None:
     """Find the used range of a worksheet part (cells that hold a value) without loading it."""
     max_row = max_col = 0
+    last_cell = ""            # the cell that set max_row, to name in the message
     generic_rows = 0
     tail = b""
     while True:
@@ -250,28 +252,29 @@ def _scan_worksheet(stream, sheet: str) -> None:
             break
         buffer = tail + chunk
         cut = buffer.rfind(b">") + 1 if chunk else len(buffer)
-        part, tail = buffer[:cut], buffer[cut:]
-        if not chunk:
-            tail = b""
+        part, tail = buffer[:cut], (buffer[cut:] if chunk else b"")
         fast = part.count(b'<c r="')
         if fast == part.count(b"<c ") + part.count(b"<c>") and b":c " not in part and b":c>" not in part:
-            columns = set(_CELL_COLUMN.findall(part))
+            columns = _CELL_COLUMN.findall(part)   # the two lists are the same cells, in the same order
             if columns:
-                max_col = max(max_col, max(map(_column_number, columns)))
-            rows = _CELL_ROW.findall(part)
-            if rows:
-                max_row = max(max_row, max(map(int, rows)))
+                max_col = max(max_col, max(map(_column_number, set(columns))))
+                rows = list(map(int, _CELL_ROW.findall(part)))
+                top = max(range(len(rows)), key=rows.__getitem__)
+                if rows[top] > max_row:
+                    max_row, last_cell = rows[top], f"{columns[top].decode()}{rows[top]}"
         else:  # unusual writer: every cell on its own
             generic_rows += len(_ANY_ROW.findall(part))
             for attributes in _ANY_CELL.findall(part):
                 m = _R_ATTR.search(b" " + attributes)
                 if m:
                     max_col = max(max_col, _column_number(m.group(1)))
-                    max_row = max(max_row, int(m.group(2)))
-            max_row = max(max_row, generic_rows)
+                    if int(m.group(2)) > max_row:
+                        max_row, last_cell = int(m.group(2)), (m.group(1) + m.group(2)).decode()
+            if generic_rows > max_row:
+                max_row, last_cell = generic_rows, f"dòng {generic_rows}"
         if max_row > MAX_SHEET_ROWS:
             raise UnreadableWorkbook(
-                f"Trang '{sheet}' có hơn {_n(MAX_SHEET_ROWS)} dòng (có dữ liệu ở dòng {_n(max_row)}), vượt giới hạn "
+                f"Trang '{sheet}' có hơn {_n(MAX_SHEET_ROWS)} dòng (có dữ liệu đến ô {last_cell}), vượt giới hạn "
                 f"{_n(MAX_SHEET_ROWS)} dòng của một báo cáo.", TRIM_FIX)
         if max_row * max_col > MAX_SHEET_CELLS:
             raise UnreadableWorkbook(
@@ -329,7 +332,8 @@ def _check_zip(path: Path, size: int) -> None:
                             pass
     except UnreadableWorkbook:
         raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, NotImplementedError):
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError, ValueError,
+            NotImplementedError):
         raise UnreadableWorkbook("Tệp Excel bị hỏng (có thể gửi chưa hết), không mở được; hãy lưu lại và gửi lại.") from None
 
 

@@ -127,3 +127,90 @@ class AlertReceiver:
     def __exit__(self, *exc):
         self.server.shutdown()
         self.server.server_close()
+
+
+# --------------------------------------------------------------------------------------------
+# Raw .xlsx packages written part by part (no openpyxl): for files too big, too odd or too broken
+# for openpyxl to write quickly: 100,000-row sheets, compressed bombs, far-away cells.
+# --------------------------------------------------------------------------------------------
+
+_XLSX_CONTENT_TYPES = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+    '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+    '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+    '<Default Extension="xml" ContentType="application/xml"/>'
+    '<Override PartName="/xl/workbook.xml" '
+    'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>{overrides}</Types>')
+_XLSX_SHEET_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"
+_XLSX_ROOT_RELS = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+    '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+    '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" '
+    'Target="xl/workbook.xml"/></Relationships>')
+_XLSX_SHEET_HEAD = ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+                    '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>')
+_XLSX_SHEET_TAIL = "</sheetData></worksheet>"
+
+
+def xlsx_column(number: int) -> str:
+    """1 -> 'A', 16384 -> 'XFD'."""
+    out = ""
+    while number > 0:
+        number, rest = divmod(number - 1, 26)
+        out = chr(65 + rest) + out
+    return out
+
+
+def xml_row(row: int, values: Sequence[Any], first_column: int = 1) -> str:
+    """One <row> of inline strings and numbers (None: no cell)."""
+    from xml.sax.saxutils import escape
+
+    cells = []
+    for i, v in enumerate(values):
+        if v is None:
+            continue
+        ref = f"{xlsx_column(first_column + i)}{row}"
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            cells.append(f'<c r="{ref}"><v>{v}</v></c>')
+        else:
+            cells.append(f'<c r="{ref}" t="inlineStr"><is><t>{escape(str(v))}</t></is></c>')
+    return f'<row r="{row}">{"".join(cells)}</row>'
+
+
+def write_raw_xlsx(path: Path, sheets: Sequence[tuple[str, Any]], compresslevel: int = 6) -> Path:
+    """A minimal .xlsx: each sheet is (name, rows) where rows is an iterable of <row> XML strings,
+    streamed into the zip (so a sheet of hundreds of MB never sits in memory)."""
+    import zipfile
+    from xml.sax.saxutils import quoteattr
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    overrides = "".join(f'<Override PartName="/xl/worksheets/sheet{i}.xml" ContentType="{_XLSX_SHEET_TYPE}"/>'
+                        for i in range(1, len(sheets) + 1))
+    workbook = ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+                '<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
+                'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets>'
+                + "".join(f'<sheet name={quoteattr(name)} sheetId="{i}" r:id="rId{i}"/>'
+                          for i, (name, _) in enumerate(sheets, start=1))
+                + "</sheets></workbook>")
+    rels = ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+            '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+            + "".join(f'<Relationship Id="rId{i}" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
+                      f'relationships/worksheet" Target="worksheets/sheet{i}.xml"/>' for i in range(1, len(sheets) + 1))
+            + "</Relationships>")
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=compresslevel) as zf:
+        zf.writestr("[Content_Types].xml", _XLSX_CONTENT_TYPES.format(overrides=overrides))
+        zf.writestr("_rels/.rels", _XLSX_ROOT_RELS)
+        zf.writestr("xl/workbook.xml", workbook)
+        zf.writestr("xl/_rels/workbook.xml.rels", rels)
+        for i, (_, rows) in enumerate(sheets, start=1):
+            with zf.open(f"xl/worksheets/sheet{i}.xml", "w", force_zip64=True) as fh:
+                fh.write(_XLSX_SHEET_HEAD.encode())
+                buffer: list[str] = []
+                for row in rows:
+                    buffer.append(row)
+                    if len(buffer) >= 2000:
+                        fh.write("".join(buffer).encode())
+                        buffer.clear()
+                fh.write("".join(buffer).encode())
+                fh.write(_XLSX_SHEET_TAIL.encode())
+    return path
