@@ -27,21 +27,25 @@ def cmd_demo_data(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from flows.nightly import AlreadyRunning, PublishBlocked, nightly, run_lock
+    from flows.publish import AlreadyRunning, run_lock
 
     settings = load_settings(args.inbox, args.warehouse)
     try:
-        # the lock first: a second run stops here, before Prefect starts anything
+        # the lock first: a second run stops here at once, before Prefect (or even its import) starts
         with run_lock(settings):
+            from flows.nightly import nightly
+
             summary = nightly(inbox=str(settings.inbox), warehouse=str(settings.warehouse), as_of=args.as_of)
     except AlreadyRunning as exc:
         print(f"ocop run: {exc}", file=sys.stderr)
         return 75  # EX_TEMPFAIL
-    except PublishBlocked as exc:
-        print(f"ocop run: {exc}", file=sys.stderr)
-        return 1
     except Exception as exc:  # noqa: BLE001 - the night could not publish; say why, non-zero
-        print(f"ocop run: the night failed before publishing: {type(exc).__name__}: {exc}", file=sys.stderr)
+        from flows.nightly import PublishBlocked
+
+        if isinstance(exc, PublishBlocked):
+            print(f"ocop run: {exc}", file=sys.stderr)
+        else:
+            print(f"ocop run: the night failed before publishing: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     print(f"ocop run {summary['run_id']}: {summary['outcome']} (as-of {summary['as_of']}); "
           f"{summary['new_files']} new district file(s): {summary['accepted']} accepted, {summary['rejected']} rejected")
@@ -78,8 +82,7 @@ def cmd_status(args) -> int:
 
 
 def cmd_rollback(args) -> int:
-    from flows.nightly import AlreadyRunning, run_lock
-    from flows.publish import RollbackError, rollback
+    from flows.publish import AlreadyRunning, RollbackError, rollback, run_lock
 
     settings = load_settings(warehouse=args.warehouse)
     try:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import json
 import os
 import re
@@ -22,12 +21,9 @@ from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
 from flows import alerts, districts, gate, publish as publishing, status as run_history, transform
+from flows.publish import AlreadyRunning, run_lock  # noqa: F401 - the lock lives with the publication it guards
 from flows.config import Settings, load_settings, today_in_vietnam
 from flows.workbook import ParsedSubmission
-
-
-class AlreadyRunning(RuntimeError):
-    pass
 
 
 class PublishBlocked(RuntimeError):
@@ -53,47 +49,6 @@ class RunSummary:
     def as_dict(self) -> dict:
         d = dict(self.__dict__)
         return json.loads(json.dumps(d, default=str))
-
-
-_HELD_LOCKS: dict[str, int] = {}
-
-
-@contextlib.contextmanager
-def run_lock(settings: Settings, holder: str = "ocop run"):
-    """One night (or rollback) at a time per warehouse: a second one exits at once.
-
-    An flock on warehouse/.ocop-run.lock: the kernel releases it when the holder dies, even by
-    SIGKILL, so a killed night never blocks the next. Re-entrant within a process (`ocop run`
-    takes it before starting the flow, the flow takes it again when served as a deployment)."""
-    key = str(settings.lock_file)
-    if _HELD_LOCKS.get(key):
-        _HELD_LOCKS[key] += 1
-        try:
-            yield
-        finally:
-            _HELD_LOCKS[key] -= 1
-        return
-    settings.warehouse.mkdir(parents=True, exist_ok=True)
-    fh = open(settings.lock_file, "a+")
-    try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        fh.seek(0)
-        who = fh.read().strip() or "another process"
-        fh.close()
-        raise AlreadyRunning(f"another ocop process holds {settings.lock_file} ({who}); "
-                             "this one stops without touching anything") from None
-    fh.seek(0)
-    fh.truncate()
-    fh.write(f"{holder}, pid {os.getpid()}, since {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC\n")
-    fh.flush()
-    _HELD_LOCKS[key] = 1
-    try:
-        yield
-    finally:
-        del _HELD_LOCKS[key]
-        fcntl.flock(fh, fcntl.LOCK_UN)
-        fh.close()
 
 
 @contextlib.contextmanager

@@ -24,7 +24,9 @@ publication whose swap happened but whose bookkeeping did not.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import hashlib
 import json
 import os
@@ -49,6 +51,53 @@ _DBT_SCRATCH = re.compile(r"__dbt_(tmp|backup)$")  # relations a killed dbt run 
 
 class RollbackError(RuntimeError):
     pass
+
+
+class AlreadyRunning(RuntimeError):
+    """Another night (or rollback) holds the warehouse."""
+
+
+# ------------------------------------------------------------------------------------------ the warehouse lock
+
+_HELD_LOCKS: dict[str, int] = {}
+
+
+@contextlib.contextmanager
+def run_lock(settings: Settings, holder: str = "ocop run"):
+    """One night (or rollback) at a time per warehouse: a second one exits at once.
+
+    An flock on warehouse/.ocop-run.lock: the kernel releases it when the holder dies, even by
+    SIGKILL, so a killed night never blocks the next. Re-entrant within a process (`ocop run`
+    takes it before starting the flow, the flow takes it again when served as a deployment)."""
+    key = str(settings.lock_file)
+    if _HELD_LOCKS.get(key):
+        _HELD_LOCKS[key] += 1
+        try:
+            yield
+        finally:
+            _HELD_LOCKS[key] -= 1
+        return
+    settings.warehouse.mkdir(parents=True, exist_ok=True)
+    fh = open(settings.lock_file, "a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        who = fh.read().strip() or "another process"
+        fh.close()
+        raise AlreadyRunning(f"another ocop process holds {settings.lock_file} ({who}); "
+                             "this one stops without touching anything") from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"{holder}, pid {os.getpid()}, since {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC\n")
+    fh.flush()
+    _HELD_LOCKS[key] = 1
+    try:
+        yield
+    finally:
+        del _HELD_LOCKS[key]
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        fh.close()
 
 
 @dataclass
