@@ -24,12 +24,21 @@ CERTIFICATE_MONTHS = 36
 # --------------------------------------------------------------------------------------------
 
 
+_SPACES = re.compile(r"\s+")
+_NOT_ALNUM = re.compile(r"[^0-9a-z]+")
+
+
 def nfc(value: object) -> str | None:
     """NFC text with stray spaces trimmed and collapsed; None for empty."""
     if value is None:
         return None
-    text = unicodedata.normalize("NFC", str(value)).replace("\u00a0", " ")
-    text = re.sub(r"\s+", " ", text).strip()
+    return _nfc_text(str(value))
+
+
+@functools.lru_cache(maxsize=65536)  # the same words come back on every row of a workbook
+def _nfc_text(text: str) -> str | None:
+    text = unicodedata.normalize("NFC", text).replace("\u00a0", " ")
+    text = _SPACES.sub(" ", text).strip()
     return text or None
 
 
@@ -37,11 +46,15 @@ def fold(value: object) -> str:
     """Accent-, case- and punctuation-insensitive key: 'Huyện Bình Sơn' -> 'huyen binh son'."""
     if value is None:
         return ""
-    text = unicodedata.normalize("NFD", str(value))
+    return _fold_text(str(value))
+
+
+@functools.lru_cache(maxsize=65536)
+def _fold_text(text: str) -> str:
+    text = unicodedata.normalize("NFD", text)
     text = "".join(ch for ch in text if unicodedata.category(ch) != "Mn")
     text = text.replace("đ", "d").replace("Đ", "D").lower()
-    text = re.sub(r"[^0-9a-z]+", " ", text)
-    return text.strip()
+    return _NOT_ALNUM.sub(" ", text).strip()
 
 
 def compact(value: object) -> str:

@@ -408,6 +408,13 @@ _SIGNATURE = re.compile(
     r"ky va ghi ro|noi nhan)")
 
 
+def _filled(value: Any) -> bool:
+    """A cell with something in it (calamine gives '' for an empty cell)."""
+    if value is None or value == "":
+        return False
+    return not isinstance(value, str) or bool(value.strip())
+
+
 def _cell_text(value: Any) -> str:
     if value is None:
         return ""
@@ -514,22 +521,23 @@ def _find_header(rows: list[list[Any]], kind: str, merges: list | None = None
 
 def _row_kind(cells: list[Any], columns: dict[int, str]) -> str:
     """'data', 'blank', 'group' (I. Xã Bình Châu), 'totals', 'note' or 'signature'."""
-    filled = [(i, t) for i, t in ((i, _cell_text(c).strip()) for i, c in enumerate(cells)) if t]
+    filled = [(i, c) for i, c in enumerate(cells) if _filled(c)]
     if not filled:
         return "blank"
-    folded = [fold(t) for _, t in filled]
     mapped = sum(1 for i, _ in filled if i in columns)
-    if sum(1 for f in folded if _SIGNATURE.match(f)) * 2 >= len(folded) and mapped <= 4:
-        return "signature"
-    first = folded[0]
+    first = fold(_cell_text(filled[0][1]))
     if _TOTALS.match(first):
         return "totals"
     if _NOTE.match(first):
         return "note"
-    if _GROUP.match(first) and mapped <= 2:
-        return "group"
-    if mapped < 2:
-        return "note"  # a stray line: place and date, a name, a remark
+    if mapped <= 4:  # a product row fills more than four columns; these few may be something else
+        folded = [fold(_cell_text(c)) for _, c in filled]
+        if sum(1 for f in folded if _SIGNATURE.match(f)) * 2 >= len(folded):
+            return "signature"
+        if _GROUP.match(first) and mapped <= 2:
+            return "group"
+        if mapped < 2:
+            return "note"  # a stray line: place and date, a name, a remark
     return "data"
 
 
@@ -637,8 +645,9 @@ def _canonical_rows(sub: ParsedSubmission, sheet: SheetData, parsers: dict[str, 
         record: dict[str, Any] = {"sheet": sheet.name, "row_number": row_number}
         source_values = {}
         for i, v in enumerate(cells):  # everything the district typed, unknown columns included
-            if _cell_text(v).strip():
-                source_values[sheet.headers.get(i) or f"Cột {_column_letter(i + 1)}"] = _source_value(v)
+            if _filled(v):
+                source_values[sheet.headers.get(i) or f"Cột {_column_letter(i + 1)}"] = (
+                    v if type(v) is str else _source_value(v))
         for column, parse in parsers.items():
             index = index_of.get(column)
             raw = cells[index] if index is not None and index < len(cells) else None
