@@ -27,7 +27,7 @@ import python_calamine
 from flows import domain
 from flows.domain import fold, nfc
 
-MAX_FILE_BYTES = 50 * 1024 * 1024     # a district report is a few hundred KB
+MAX_FILE_BYTES = 100 * 1024 * 1024    # a report is a few hundred KB; photos of products can make it tens of MB
 MAX_SHEET_ROWS = 20_000               # a district has a few hundred products; more is not a report
 MAX_SHEET_CELLS = 2_000_000           # rows x columns of a sheet's used range (the reader allocates it densely)
 MAX_UNCOMPRESSED_BYTES = 200 * 1024 * 1024  # zip-bomb guard: total size of the xlsx's parts

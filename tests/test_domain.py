@@ -111,3 +111,49 @@ def test_flags_and_decisions_and_tax_numbers():
     assert domain.parse_decision_no(" 1425 / QĐ-UBND") == "1425/QĐ-UBND"
     assert domain.parse_tax_number(4300123456.0) == "4300123456"
     assert domain.TAX_NUMBER_RE.match("4300123456-001") and not domain.TAX_NUMBER_RE.match("43001234")
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("22/3/24", dt.date(2024, 3, 22)),                 # two-digit year
+    ("22/03/2024 00:00:00", dt.date(2024, 3, 22)),     # a date exported with its time
+    ("22.03.2024", dt.date(2024, 3, 22)),
+    ("ngày 22 tháng 3 năm 2024", dt.date(2024, 3, 22)),
+    (dt.datetime(2024, 3, 22, 10, 30), dt.date(2024, 3, 22)),
+    ("  22/3/2024 ", dt.date(2024, 3, 22)),
+])
+def test_parse_date_more_forms(value, expected):
+    assert domain.parse_date(value) == expected
+
+
+@pytest.mark.parametrize("value, expected", [("***", 3), ("4★", 4), ("★★★☆☆", 3), ("3.0", 3), ("4 *", 4)])
+def test_parse_stars_more_forms(value, expected):
+    assert domain.parse_stars(value) == expected
+
+
+@pytest.mark.parametrize("value, expected", [("62,5 điểm", 62.5), (" 62,50 ", 62.5), ("75", 75.0), (50, 50.0)])
+def test_parse_score_more_forms(value, expected):
+    assert domain.parse_score(value) == expected
+
+
+@pytest.mark.parametrize("value, expected", [("✓", True), ("✔", True), ("X", True), ("có", True), ("K", False),
+                                             ("không", False), (0, False), ("-", None), ("  ", None)])
+def test_flags_tick_marks_and_blanks(value, expected):
+    assert domain.parse_flag(value) == expected
+
+
+def test_text_nfc_and_fold_are_stable_under_caching():
+    nfd = unicodedata.normalize("NFD", "  Hợp  tác xã ")
+    assert domain.nfc(nfd) == "Hợp tác xã" and domain.nfc(nfd) == "Hợp tác xã"
+    assert domain.fold(nfd) == "hop tac xa" and domain.fold(12.0) == "12 0" and domain.fold(None) == ""
+
+
+@pytest.mark.parametrize("text, period", [
+    ("Kỳ báo cáo: 12/2024", "2024-12"), ("Kỳ báo cáo: Tháng 12 - 2024", "2024-12"),
+    ("ngày 22/12/2024", None),  # a date is not a period
+])
+def test_find_period_slash_forms(text, period):
+    assert domain.find_period(text) == period
+
+
+def test_district_from_a_town_economic_office_title():
+    assert domain.district_from_title("PHÒNG KINH TẾ THỊ XÃ ĐỨC PHỔ") == {"534"}
