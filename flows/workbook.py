@@ -519,12 +519,18 @@ def _find_header(rows: list[list[Any]], kind: str, merges: list | None = None
     return None
 
 
-def _row_kind(cells: list[Any], columns: dict[int, str]) -> str:
-    """'data', 'blank', 'group' (I. Xã Bình Châu), 'totals', 'note' or 'signature'."""
+def _row_kind(cells: list[Any], columns: dict[int, str], header_words: dict[int, set[str]] | None = None) -> str:
+    """'data', 'blank', 'group' (I. Xã Bình Châu), 'totals', 'note', 'signature', or 'header' (the header
+    or its numbering row repeated further down, as in a list pasted from a paginated report)."""
     filled = [(i, c) for i, c in enumerate(cells) if _filled(c)]
     if not filled:
         return "blank"
     mapped = sum(1 for i, _ in filled if i in columns)
+    if len(filled) >= 3 and all(_NUMBERING.match(_cell_text(c).strip()) for _, c in filled):
+        return "header"
+    if header_words and mapped >= 3 and sum(
+            1 for i, c in filled if isinstance(c, str) and fold(c) in header_words.get(i, ())) >= 3:
+        return "header"
     first = fold(_cell_text(filled[0][1]))
     if _TOTALS.match(first):
         return "totals"
@@ -554,9 +560,14 @@ def _sheet_data(name: str, rows: list[list[Any]], kind: str, merges: list | None
     columns = {i: c for i, c in mapped.items() if c != "stt"}
     extras = {i: t for i, t in enumerate(texts) if i not in mapped and t and fold(t) != "stt"}
     headers = {i: t for i, t in enumerate(texts) if t}
+    header_words: dict[int, set[str]] = {}
+    for cells in rows[header_index:first_data]:
+        for i, c in enumerate(cells):
+            if isinstance(c, str) and c.strip():
+                header_words.setdefault(i, set()).add(fold(c))
     data: list[tuple[int, list[Any]]] = []
     for offset, cells in enumerate(rows[first_data:]):
-        kind_of_row = _row_kind(cells, columns)
+        kind_of_row = _row_kind(cells, columns, header_words)
         if kind_of_row == "signature":
             break  # what follows is signatures and names
         if kind_of_row == "data":

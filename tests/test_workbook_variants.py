@@ -209,6 +209,7 @@ class Layout:
     footer: bool = True
     extras: bool = False
     split_by_stars: bool = False
+    repeat_header_after: int | None = None  # the header (and numbering row) again after this many products
     nfd_headers: bool = False
     value: Callable[[str, Any, int], Any] = plain_value
     products_sheet: str = "San pham OCOP"
@@ -285,6 +286,8 @@ def _products_sheet(wb, layout: Layout, name: str, products: list[dict], written
     ordered = sorted(products, key=lambda p: (p["xa_phuong"], p["ma_san_pham"])) if layout.groups else products
     commune, n = None, 0
     for i, p in enumerate(ordered):
+        if layout.repeat_header_after and i == layout.repeat_header_after:
+            row = _header(ws, layout, columns, row + 1, col)  # a blank line, then the header again
         if layout.groups and p["xa_phuong"] != commune:
             if commune is not None:
                 ws.cell(row, col, f"Cộng xã {commune}: {n} sản phẩm")
@@ -384,6 +387,8 @@ ACCEPTED = [
     Layout("district_and_period_from_names_only", unit="DANH SÁCH SẢN PHẨM", period="", file_name="OCOP_LySon.xlsx"),
     Layout("no_expiry_column", columns=[c for c in STANDARD if c[0] != "ngay_het_han"]),
     Layout("list_split_over_two_sheets", split_by_stars=True),
+    Layout("header_repeated_mid_list", columns=TWO_ROW, parents=TWO_ROW_PARENTS, numbering=True,
+           repeat_header_after=4),
     Layout("everything_at_once", title=TALL_TITLE_BLOCK, first_column=2, instructions_first=True, columns=TWO_ROW,
            parents=TWO_ROW_PARENTS, numbering=True, groups=True, blank_rows=True, extras=True, nfd_headers=True,
            value=messy_value, file_name="bc ocop t12-2024 LÝ SƠN (bản sửa).xlsx"),
