@@ -528,9 +528,20 @@ def _row_kind(cells: list[Any], columns: dict[int, str], header_words: dict[int,
     mapped = sum(1 for i, _ in filled if i in columns)
     if len(filled) >= 3 and all(_NUMBERING.match(_cell_text(c).strip()) for _, c in filled):
         return "header"
-    if header_words and mapped >= 3 and sum(
-            1 for i, c in filled if isinstance(c, str) and fold(c) in header_words.get(i, ())) >= 3:
-        return "header"
+    if header_words and mapped >= 3:
+        hits = misses = 0
+        for i, c in filled:
+            words = header_words.get(i)
+            if words is None or not isinstance(c, str):
+                continue
+            if fold(c) in words:
+                hits += 1
+                if hits >= 3:
+                    return "header"
+            else:
+                misses += 1
+                if misses >= 2:  # a data row: stop looking
+                    break
     first = fold(_cell_text(filled[0][1]))
     if _TOTALS.match(first):
         return "totals"
