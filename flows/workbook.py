@@ -253,6 +253,8 @@ def _scan_worksheet(stream, sheet: str) -> None:
         buffer = tail + chunk
         cut = buffer.rfind(b">") + 1 if chunk else len(buffer)
         part, tail = buffer[:cut], (buffer[cut:] if chunk else b"")
+        if len(tail) > 65536:  # a very long text without '>': no cell tag can be that long
+            tail = tail[-4096:]
         fast = part.count(b'<c r="')
         if fast == part.count(b"<c ") + part.count(b"<c>") and b":c " not in part and b":c>" not in part:
             columns = _CELL_COLUMN.findall(part)   # the two lists are the same cells, in the same order
@@ -397,6 +399,7 @@ def _worksheets(book: python_calamine.CalamineWorkbook) -> Iterator[tuple[str, l
 # --------------------------------------------------------------------------------------------
 
 _NUMBERING = re.compile(r"^\(?\s*(?:\d{1,2}|[A-Za-z])\s*\)?$")   # (1) (2) … or 1 2 3 … or A B C …
+_BRACKETED = re.compile(r"^(?:\(.*\)|\[.*\])$", re.S)              # units under a header: (sao) (điểm) (dd/mm/yyyy)
 _PARENTHESES = re.compile(r"\([^)]*\)|\[[^\]]*\]")
 _NOISE_WORDS = {"ocop"}
 _TOTALS = re.compile(r"^(?:tong cong|tong so|tong|cong)(?: |$)(?!ty\b|nhan\b|nghe\b|dong\b)")
@@ -406,6 +409,19 @@ _SIGNATURE = re.compile(
     r"^(?:nguoi lap|nguoi tong hop|nguoi duyet|nguoi ky|can bo tong hop|truong phong|pho truong phong|kt |tm |q |"
     r"chu tich|pho chu tich|giam doc|pho giam doc|thu truong|xac nhan|lanh dao|ky ghi ro|ky ten|ky dong dau|"
     r"ky va ghi ro|noi nhan)")
+
+
+def _decoration(filled: list[tuple[int, Any]]) -> bool:
+    """A numbering row '(1) (2) (3) …' or a row of units '(sao) (điểm) (dd/mm/yyyy)' under a header."""
+    texts = [_cell_text(c).strip() for _, c in filled]
+    return (len(texts) >= 3 and all(_NUMBERING.match(t) for t in texts)) or \
+        (len(texts) >= 2 and all(_BRACKETED.match(t) for t in texts))
+
+
+def _signature(filled: list[tuple[int, Any]]) -> bool:
+    """Most of the row is signature words: 'Người lập biểu', 'KT. TRƯỞNG PHÒNG', '(Ký, ghi rõ họ tên)'."""
+    folded = [fold(_cell_text(c)) for _, c in filled]
+    return sum(1 for f in folded if _SIGNATURE.match(f)) * 2 >= len(folded)
 
 
 def _filled(value: Any) -> bool:
@@ -526,7 +542,7 @@ def _row_kind(cells: list[Any], columns: dict[int, str], header_words: dict[int,
     if not filled:
         return "blank"
     mapped = sum(1 for i, _ in filled if i in columns)
-    if len(filled) >= 3 and all(_NUMBERING.match(_cell_text(c).strip()) for _, c in filled):
+    if _decoration(filled) and not _signature(filled):  # '(Ký, ghi rõ họ tên)' is a signature line
         return "header"
     if header_words and mapped >= 3:
         hits = misses = 0
@@ -548,8 +564,7 @@ def _row_kind(cells: list[Any], columns: dict[int, str], header_words: dict[int,
     if _NOTE.match(first):
         return "note"
     if mapped <= 4:  # a product row fills more than four columns; these few may be something else
-        folded = [fold(_cell_text(c)) for _, c in filled]
-        if sum(1 for f in folded if _SIGNATURE.match(f)) * 2 >= len(folded):
+        if _signature(filled):
             return "signature"
         if _GROUP.match(first) and mapped <= 2:
             return "group"
@@ -564,15 +579,15 @@ def _sheet_data(name: str, rows: list[list[Any]], kind: str, merges: list | None
         return None
     header_index, mapped, texts, span = found
     first_data = header_index + span
-    if first_data < len(rows):  # a numbering row "(1) (2) (3) …" right below the header
-        cells = [c for c in rows[first_data] if _cell_text(c).strip()]
-        if len(cells) >= 3 and all(_NUMBERING.match(_cell_text(c).strip()) for c in cells):
-            first_data += 1
+    while first_data < min(len(rows), header_index + span + 2):  # numbering "(1) (2) …", units "(sao) (điểm)"
+        if not _decoration([(i, c) for i, c in enumerate(rows[first_data]) if _filled(c)]):
+            break
+        first_data += 1
     columns = {i: c for i, c in mapped.items() if c != "stt"}
     extras = {i: t for i, t in enumerate(texts) if i not in mapped and t and fold(t) != "stt"}
     headers = {i: t for i, t in enumerate(texts) if t}
     header_words: dict[int, set[str]] = {}
-    for cells in rows[header_index:first_data]:
+    for cells in rows[header_index:header_index + span]:
         for i, c in enumerate(cells):
             if isinstance(c, str) and c.strip():
                 header_words.setdefault(i, set()).add(fold(c))

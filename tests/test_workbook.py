@@ -126,6 +126,8 @@ def test_alias_table_has_no_ambiguous_word_bag():
 
 @pytest.mark.parametrize("cells, kind", [
     (["", "", ""], "blank"),
+    (["(1)", "(2)", "(3)", "(4)"], "header"),
+    (["", "(mã tỉnh cấp)", "(ghi đầy đủ)", "", "(sao)", "(điểm)"], "header"),
     (["I. Xã Bình Châu", "", ""], "group"),
     (["II", "Xã An Hải"], "group"),
     (["Tổng cộng: 12 sản phẩm", "", "", "12"], "totals"),
@@ -167,3 +169,13 @@ def test_district_and_period_from_folder_names_accent_insensitively(tmp_path):
                           rows=[product_row(1, "QNg-524-001")])
     sub = read_submission(path, inbox)
     assert (sub.district_code, sub.period) == ("524", "2024-12") and not sub.errors
+
+
+def test_a_row_of_units_under_the_header_is_not_a_product(tmp_path):
+    inbox = _inbox(tmp_path)
+    units = [None, "(mã tỉnh cấp)", "(ghi đầy đủ)", None, "(sao)", "(điểm)", None, None, None, "(dd/mm/yyyy)"]
+    path = write_workbook(inbox / "districts" / "BC OCOP T12-2024 Ly Son.xlsx",
+                          rows=[units, product_row(1, "QNg-536-001"), product_row(2, "QNg-536-002")])
+    sub = read_submission(path, inbox)
+    assert not sub.errors
+    assert [(p["ma_san_pham"], p["row_number"]) for p in sub.products] == [("QNg-536-001", 9), ("QNg-536-002", 10)]
