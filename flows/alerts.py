@@ -648,6 +648,28 @@ def late_districts(settings: Settings, submissions: Iterable[tuple[Any, Any]], t
     return sorted(code for code in domain.districts() if code not in reported)
 
 
+def _reminders_file(settings: Settings) -> Path:
+    return settings.work_dir / "late_reminders.json"
+
+
+def already_reminded(settings: Settings, period: str) -> set[str]:
+    """Districts already sent a late reminder for this period: one reminder per district and period."""
+    path = _reminders_file(settings)
+    if not path.exists():
+        return set()
+    return set(json.loads(path.read_text(encoding="utf-8")).get(period, []))
+
+
+def record_reminders(settings: Settings, codes: Iterable[str], period: str) -> None:
+    path = _reminders_file(settings)
+    sent = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    sent[period] = sorted(set(sent.get(period, [])) | set(codes))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(sent, ensure_ascii=False, indent=1), encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def _deadline(today: dt.date, late_day: int) -> dt.date:
     last = (today.replace(day=28) + dt.timedelta(days=4)).replace(day=1) - dt.timedelta(days=1)
     return today.replace(day=max(1, min(late_day, last.day)))

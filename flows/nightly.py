@@ -178,7 +178,10 @@ def alert_districts(settings: Settings, verdicts: list[dict], as_of: dt.date) ->
                                  description="Per-district submission status of the night")
     period = alerts.previous_period(as_of)
     late = alerts.late_districts(settings, districts.received_periods(settings), as_of)
+    late = [code for code in late if code not in alerts.already_reminded(settings, period)]
     late_report = alerts.send_late_alerts(settings, late, period, today=as_of) if late else None
+    if late:
+        alerts.record_reminders(settings, late, period)
     return {"feedback_files": [str(p) for p in report.feedback_files],
             "notifications_sent": report.notifications_sent + (late_report.notifications_sent if late_report else 0),
             "notifications_failed": report.notifications_failed + (late_report.notifications_failed if late_report else 0),

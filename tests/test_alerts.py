@@ -263,3 +263,12 @@ def test_late_alert_sent_in_vietnamese(tmp_path):
                       "[OCOP] Huyện Lý Sơn chưa gửi báo cáo OCOP kỳ 12/2024"]
     assert "Hạn gửi: ngày 05/01/2025" in server.posts[0]["message"]
     assert server.posts[0]["type"] == "warning"
+
+
+def test_late_reminder_is_sent_once_per_district_and_period(tmp_path):
+    settings = _settings(tmp_path)
+    assert alerts.already_reminded(settings, "2024-11") == set()
+    alerts.record_reminders(settings, ["524", "536"], "2024-11")
+    alerts.record_reminders(settings, ["522"], "2024-11")
+    assert alerts.already_reminded(settings, "2024-11") == {"522", "524", "536"}
+    assert alerts.already_reminded(settings, "2024-12") == set()
