@@ -10,6 +10,24 @@ from typing import Any, Sequence
 
 import openpyxl
 
+# DESIGN.md, "The figures the demo must reproduce", for as-of 2024-12-20 (written out, not imported from the code)
+DESIGN_FIGURES = {
+    "valid_products": 191,
+    "valid_products_3_star": 174,
+    "valid_products_4_star": 17,
+    "valid_products_5_star": 0,
+    "districts_with_products": 13,
+    "owners": 120,
+    "owners_enterprise": 19,
+    "owners_cooperative": 34,
+    "owners_cooperative_group": 0,
+    "owners_household": 67,
+    "products_on_ecommerce": 130,
+    "sales_points": 13,
+    "sales_points_state_supported": 6,
+    "sales_points_private": 7,
+}
+
 PRODUCT_HEADER = ["STT", "Mã sản phẩm", "Tên sản phẩm", "Nhóm sản phẩm", "Hạng sao", "Điểm", "Số quyết định",
                   "Cấp công nhận", "Hình thức", "Ngày công nhận", "Ngày hết hạn", "Tên chủ thể",
                   "Loại hình chủ thể", "Mã số thuế", "Xã/phường", "Lên sàn TMĐT"]

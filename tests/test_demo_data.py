@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import gzip
-import io
 import json
 import re
 import unicodedata
@@ -19,28 +18,13 @@ from pathlib import Path
 import openpyxl
 import pytest
 
+from helpers import DESIGN_FIGURES
+
 from flows import demo_data
 from flows.demo_data import expected_figures, write_demo_inbox
 
 REPO = Path(__file__).resolve().parent.parent
 AS_OF = dt.date(2024, 12, 20)
-# DESIGN.md, "The figures the demo must reproduce" (written out here, not imported)
-DESIGN_FIGURES = {
-    "valid_products": 191,
-    "valid_products_3_star": 174,
-    "valid_products_4_star": 17,
-    "valid_products_5_star": 0,
-    "districts_with_products": 13,
-    "owners": 120,
-    "owners_enterprise": 19,
-    "owners_cooperative": 34,
-    "owners_cooperative_group": 0,
-    "owners_household": 67,
-    "products_on_ecommerce": 130,
-    "sales_points": 13,
-    "sales_points_state_supported": 6,
-    "sales_points_private": 7,
-}
 ORDER_FIELDS = {"order_id", "line_no", "ordered_at", "sku", "qty", "unit_price_vnd", "discount_vnd", "channel",
                 "status", "buyer_province", "updated_at"}
 LISTING_FIELDS = {"listing_id", "sku", "ma_san_pham", "title", "price_vnd", "status", "listed_at", "updated_at"}

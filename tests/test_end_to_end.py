@@ -5,28 +5,13 @@ import datetime as dt
 
 import duckdb
 import pytest
+from helpers import DESIGN_FIGURES
 
 pytestmark = pytest.mark.e2e
 
 AS_OF = dt.date(2024, 12, 20)
 
-PROVINCE_FIGURES = {
-    "valid_products": 191,
-    "valid_products_3_star": 174,
-    "valid_products_4_star": 17,
-    "valid_products_5_star": 0,
-    "districts_with_products": 13,
-    "districts_total": 13,
-    "owners": 120,
-    "owners_enterprise": 19,
-    "owners_cooperative": 34,
-    "owners_cooperative_group": 0,
-    "owners_household": 67,
-    "products_on_ecommerce": 130,
-    "sales_points": 13,
-    "sales_points_state_supported": 6,
-    "sales_points_private": 7,
-}
+PROVINCE_FIGURES = {**DESIGN_FIGURES, "districts_total": 13}
 ADDITIVE = ["valid_products", "valid_products_3_star", "valid_products_4_star", "valid_products_5_star",
             "owners", "products_on_ecommerce", "sales_points", "sales_points_state_supported", "sales_points_private"]
 
