@@ -92,7 +92,8 @@ class Night:
             env=env, cwd=REPO_ROOT, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def output(self) -> str:
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         return self.log_path.read_text(errors="replace")
 
     def reached(self, stage: str) -> bool:
@@ -153,7 +154,7 @@ def yesterday(demo_night, tmp_path_factory) -> Path:
     """A source for a plausible previous publication: the demo marts without December's orders and
     without the as-of date's snapshot, so it differs from what the night will publish."""
     settings, _ = demo_night
-    path = tmp_path_factory.mktemp("yesterday") / "marts.duckdb"
+    path = tmp_path_factory.mktemp("yesterday") / "yesterday.duckdb"
     shutil.copyfile(settings.published_db, path)
     con = duckdb.connect(str(path))
     con.execute("delete from marts.fct_order_line where order_date >= date '2024-12-01'")
@@ -209,7 +210,36 @@ def test_a_night_killed_midway_leaves_the_publication_and_the_next_night_matches
     wh = settings.warehouse
     before = sha256(settings.published_db)
     stop, reads_out = tmp_path / "stop-reader", tmp_path / "reads.jsonl"
-    reader = subprocess.Popen([sys.executable, "-c", READER, str(settings.published_db), str(stop), str(reads_out)])
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(settings.published_db), str(stop), str(reads_out)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _kill_then_rerun(stage, settings, before, run_env, demo_inbox, reference, tmp_path)
+    finally:
+        stop.touch()
+        try:
+            reader.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            reader.kill()
+            reader.wait()
+
+    # a reader polling all along: no error, and every read is one night's marts, never a mix
+    kept = [p["run_id"] for p in publishing.publications(settings)]
+    reads = [json.loads(line) for line in reads_out.read_text().splitlines() if line.strip()]
+    errors = [r for r in reads if isinstance(r, dict)]
+    expected = {}
+    for run_id in kept:
+        con = duckdb.connect(str(settings.publications_dir / f"{run_id}.duckdb"), read_only=True)
+        expected[run_id] = [str(x) for x in con.execute(READER_QUERY).fetchone()]
+        con.close()
+    mixed = [r for r in reads if not isinstance(r, dict) and r != expected.get(r[0])]
+    print(f"{stage}: reader {len(reads)} polls, {len(errors)} errors, {len(mixed)} inconsistent, "
+          f"nights seen {sorted({r[0] for r in reads if not isinstance(r, dict)})}")
+    assert errors == [] and mixed == []
+    assert len(reads) > 20
+
+
+def _kill_then_rerun(stage, settings, before, run_env, demo_inbox, reference, tmp_path):
+    wh = settings.warehouse
 
     # --- the night that gets killed
     if stage == "load":
@@ -253,8 +283,6 @@ def test_a_night_killed_midway_leaves_the_publication_and_the_next_night_matches
     assert "published (as-of 2024-12-20)" in out
     print(f"\n{stage}: night killed after {killed_after:.1f} s; the next night took {nxt.seconds:.1f} s")
 
-    stop.touch()
-    reader.wait(timeout=30)
     assert_same_marts(reference, snapshot_marts(settings.published_db))
     assert publishing.current_run_id(settings) not in ("previous-night", None)
     # nothing left behind, nothing half-kept
@@ -264,20 +292,6 @@ def test_a_night_killed_midway_leaves_the_publication_and_the_next_night_matches
     assert json.loads((settings.exports_dir / "publication.json").read_text())["run_id"] == kept[1]
     history = [r["outcome"] for r in runs(settings)]
     assert history == ["published", "interrupted"], history
-
-    # a reader polling all along: no error, and every read is one night's marts, never a mix
-    reads = [json.loads(line) for line in reads_out.read_text().splitlines() if line.strip()]
-    errors = [r for r in reads if isinstance(r, dict)]
-    expected = {}
-    for run_id in kept:
-        con = duckdb.connect(str(settings.publications_dir / f"{run_id}.duckdb"), read_only=True)
-        expected[run_id] = [str(x) for x in con.execute(READER_QUERY).fetchone()]
-        con.close()
-    mixed = [r for r in reads if not isinstance(r, dict) and r != expected.get(r[0])]
-    print(f"{stage}: reader {len(reads)} polls, {len(errors)} errors, {len(mixed)} inconsistent, "
-          f"nights seen {sorted({r[0] for r in reads if not isinstance(r, dict)})}")
-    assert errors == [] and mixed == []
-    assert len(reads) > 20
 
 
 def test_a_second_run_exits_at_once_while_one_is_running(run_env, demo_inbox, tmp_path):
