@@ -60,7 +60,10 @@ def _alive(pid: int | None, host: str | None) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # killed but not yet reaped by its parent: a zombie is not a running night
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def runs(settings: Settings, limit: int = 10) -> list[dict]:
