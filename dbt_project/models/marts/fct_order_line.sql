@@ -3,13 +3,34 @@
         materialized='incremental',
         unique_key=['order_id', 'line_no'],
         incremental_strategy='delete+insert',
-        on_schema_change='append_new_columns'
+        on_schema_change='append_new_columns',
+        post_hook=["{{ fct_order_line_record_sku_map() }}"]
     )
 }}
 -- One row per e-commerce order line, its newest version. Incremental: a night reads only the lines
--- loaded since the last run (newer dlt load id or newer updated_at) and re-maps the few stored lines
+-- loaded since the last run (newer dlt load id or newer updated_at) and re-maps the stored lines
 -- whose SKU -> product mapping has changed, so a full refresh gives the same rows.
 -- revenue_vnd = qty x unit price - discount for completed lines, 0 otherwise.
+--
+-- Cost does not grow with history: the watermarks are literals (DuckDB skips the raw row groups
+-- loaded before them), and the re-mapping reads only the lines of SKUs whose mapping differs from
+-- the one the previous run applied (recorded by the post-hook in intermediate.fct_order_line__sku_map;
+-- without that record, every stored line is compared with the current mapping).
+{%- set remap_all = false -%}
+{%- set changed_skus = [] -%}
+{%- if is_incremental() -%}
+    {%- set max_load_id = ocop_scalar("select max(raw_load_id) from " ~ this) -%}
+    {%- set max_updated_at = ocop_scalar("select max(updated_at) from " ~ this) -%}
+    {%- set applied = fct_order_line_applied_sku_map() -%}
+    {%- if execute and adapter.get_relation(database=applied.database, schema=applied.schema, identifier=applied.identifier) is none -%}
+        {%- set remap_all = true -%}
+    {%- elif execute -%}
+        {%- set mapping = "select sku, ma_san_pham, district_code from " -%}
+        {%- set changed_skus = ocop_values(
+            "select sku from ((" ~ mapping ~ ref('int_sku_map') ~ " except " ~ mapping ~ applied ~ ") union ("
+            ~ mapping ~ applied ~ " except " ~ mapping ~ ref('int_sku_map') ~ "))") -%}
+    {%- endif -%}
+{%- endif %}
 with
 
 sku_map as (
@@ -27,8 +48,12 @@ new_lines as (
 
     from {{ ref('stg_ecommerce__order_lines') }}
     {% if is_incremental() %}
-    where load_id > (select coalesce(max(raw_load_id), '') from {{ this }})
-       or updated_at > (select max(updated_at) from {{ this }})
+    where
+        {%- if max_load_id or max_updated_at %}
+        {% if max_load_id %}load_id > {{ ocop_sql_string(max_load_id) }}{% else %}false{% endif %}
+        or {% if max_updated_at %}updated_at > cast({{ ocop_sql_string(max_updated_at) }} as timestamptz){% else %}false{% endif %}
+        {%- else %} true
+        {%- endif %}
     {% endif %}
 
 ),
@@ -44,8 +69,17 @@ remapped_lines as (
 
     from {{ this }} as stored
     left join sku_map on sku_map.sku = stored.sku
-    where stored.ma_san_pham is distinct from sku_map.ma_san_pham
-       or stored.district_code is distinct from sku_map.district_code
+    where
+    {%- if remap_all %}
+        (stored.ma_san_pham is distinct from sku_map.ma_san_pham
+         or stored.district_code is distinct from sku_map.district_code)
+    {%- elif changed_skus %}
+        stored.sku in ({% for s in changed_skus %}{{ ocop_sql_string(s) }}{{ ", " if not loop.last }}{% endfor %})
+        and (stored.ma_san_pham is distinct from sku_map.ma_san_pham
+             or stored.district_code is distinct from sku_map.district_code)
+    {%- else %}
+        false  -- no SKU mapping changed since the last run
+    {%- endif %}
 
 ),
 {% endif %}
