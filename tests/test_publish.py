@@ -275,3 +275,38 @@ def test_readers_polling_during_publishes_never_fail_and_never_see_a_mix(setting
     assert len(reads) > 50
     assert len(seen) >= 5  # the reader really read across publishes
     assert published_run(settings) == "gen-9"
+
+
+def test_status_shows_runs_publication_and_rollback(settings):
+    from flows.status import record_finish, record_start, runs, status_text
+
+    t0 = dt.datetime(2024, 12, 19, 19, 0, tzinfo=dt.timezone.utc)
+    for g in (1, 2):
+        make_work_db(settings, g)
+        record_start(settings, f"run-{g}", AS_OF, t0 + dt.timedelta(days=g))
+        publishing.publish(settings, f"run-{g}", AS_OF)
+        record_finish(settings, {"run_id": f"run-{g}", "as_of": AS_OF, "started_at": t0 + dt.timedelta(days=g),
+                                 "finished_at": t0 + dt.timedelta(days=g, seconds=42), "outcome": "published",
+                                 "new_files": 3, "accepted": 2, "rejected": 1, "ecommerce": {"api_status": "ok"}})
+    # a night that started and never ended (its process is gone): interrupted
+    record_start(settings, "run-3", AS_OF, t0 + dt.timedelta(days=3))
+    lines = settings.runs_log.read_text().splitlines()
+    last = json.loads(lines[-1])
+    last["pid"] = 2**22 + 1  # above the kernel's pid_max: no such process
+    settings.runs_log.write_text("\n".join(lines[:-1] + [json.dumps(last)]) + "\n")
+    with open(settings.runs_log, "a") as fh:
+        fh.write('{"event": "finished", "run_id": "run-9", "outc')  # a line cut short by a kill
+    assert [(r["run_id"], r["outcome"]) for r in runs(settings)] == [
+        ("run-3", "interrupted"), ("run-2", "published"), ("run-1", "published")]
+
+    text = status_text(settings)
+    assert "run-3" in text and "interrupted" in text
+    assert "2024-12-21 02:00:00" in text and "42 s" in text  # times in Asia/Ho_Chi_Minh
+    assert "run run-2, as-of 2024-12-20" in text and "by a publish" in text
+    assert "-> run run-2 (same run)" in text
+    assert "`ocop rollback` would restore run-1" in text
+    assert "e-commerce API:   ok" in text
+    publishing.rollback(settings)
+    text = status_text(settings)
+    assert "run run-1, as-of 2024-12-20" in text and "by a rollback from run-2" in text
+    assert "(nothing older kept)" in text
