@@ -397,6 +397,8 @@ def recover(settings: Settings) -> list[str]:
     if not pubs.exists():
         return done
     current = current_run_id(settings)
+    if current is None and settings.published_db.exists():
+        return done  # cannot read which run is published (e.g. opened read-write elsewhere): remove nothing else
     if current and _db_path(settings, current).exists() and not _manifest_path(settings, current).exists():
         meta = read_publication_meta(_db_path(settings, current)) or {}
         tables = []
@@ -422,6 +424,8 @@ def prune(settings: Settings, keep: int | None = None) -> list[str]:
     """Keep the newest `keep` publications (and always the one in use); returns the removed run ids."""
     keep = keep or settings.keep_publications
     current = current_run_id(settings)
+    if current is None and settings.published_db.exists():
+        return []  # cannot tell which publication is in use: keep them all this time
     kept = publications(settings)
     removed = []
     for pub in kept[: max(0, len(kept) - keep)]:
