@@ -27,10 +27,12 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from flows.config import Settings
 from flows.pipeline import LOADER_FILE_FORMAT, finish_pending, make_pipeline
 from flows.sources.ecommerce import (
+    FILES_RESOURCE,
     FILES_TABLE,
     LISTINGS,
     LISTINGS_TABLE,
     ORDER_LINES,
+    ORDER_LINES_TABLE,
     QUARANTINE_TABLE,
     SCHEMA_NAME,
     FeedApiAuthError,
@@ -157,6 +159,30 @@ class _StoredRows:
             mask[i] = False
         return pa.array(mask)
 
+    def is_empty(self, table: str) -> bool:
+        """The table does not exist yet, or holds no row."""
+        if not self.has(table):
+            return True
+        return self._con.execute(f"select count(*) from (select 1 from {self._q(table)} limit 1)").fetchone()[0] == 0
+
+    def keep_newest(self, table: str) -> int:
+        """Delete all but the newest version (updated_at, then load id) of each key; returns the
+        rows deleted. What dlt's merge does within one load, for a load written with append."""
+        if not self.has(table):
+            return 0
+        spec = LISTINGS if table == LISTINGS_TABLE else ORDER_LINES
+        keys = ", ".join(spec.merge_key)
+        on = " and ".join(f"d.{k} = t.{k}" for k in spec.merge_key)
+        t = self._q(table)
+        return self._con.execute(
+            f"delete from {t} where rowid in (select rowid from ("
+            f"  select rowid, row_number() over (partition by {keys} order by updated_at desc nulls last, "
+            f"         _dlt_load_id desc) as _n"
+            f"  from {t} as t"
+            f"  where exists (select 1 from (select {keys} from {t} group by all having count(*) > 1) as d where {on})"
+            f") where _n > 1)"
+        ).fetchone()[0]
+
     def quarantine_counts(self, load_ids: list[str]) -> list[tuple[str, str, int]]:
         if not load_ids or QUARANTINE_TABLE not in self._refresh_tables():
             return []
@@ -234,6 +260,34 @@ def _run(pipeline: dlt.Pipeline, source: Any, report: EcommerceLoadReport, store
     return load_ids
 
 
+def _dedup_marker(settings: Settings):
+    return settings.work_dir / ".ecommerce-order-lines-dedup-pending"
+
+
+def _first_load(settings: Settings, pipeline: dlt.Pipeline, source: Any, report: EcommerceLoadReport,
+                stored: _StoredRows) -> list[str]:
+    """The first load of order lines (the table is absent or empty): nothing stored can be replaced,
+    so the lines are appended straight into the table instead of merged (dlt's merge writes every
+    row twice, into a staging table and then, de-duplicated, into the table: the initial load of
+    millions of lines takes about twice as long). Within the load the newest version of a line
+    wins, as with merge: the older versions of keys sent more than once are deleted right after
+    the load. A marker file makes a crash between the two steps finish the job on the next call."""
+    source.resources[FILES_RESOURCE].apply_hints(
+        table_name=ORDER_LINES_TABLE, write_disposition="append", create_table_variant=True,
+        columns={"updated_at": {"dedup_sort": None}})  # a merge hint: dlt would warn it is ignored
+    marker = _dedup_marker(settings)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+    load_ids = _run(pipeline, source, report, stored)
+    with stored:
+        stored._refresh_tables()
+        removed = stored.keep_newest(ORDER_LINES_TABLE)
+    marker.unlink()
+    if removed:
+        log.info("ecommerce: first load: %d older versions of order lines sent twice removed", removed)
+    return load_ids
+
+
 def load_ecommerce(settings: Settings, pipeline: dlt.Pipeline | None = None,
                    batch_size: int | None = None, api_options: dict | None = None) -> EcommerceLoadReport:
     """Load new feed files, then the API increment. See the module doc.
@@ -248,12 +302,20 @@ def load_ecommerce(settings: Settings, pipeline: dlt.Pipeline | None = None,
     extra = {"batch_size": batch_size} if batch_size else {}
     load_ids: list[str] = []
 
+    # a first load written with append whose duplicates a crash left in place (see _first_load)
+    pending = _dedup_marker(settings)
+    if pending.exists():
+        with stored:
+            stored.keep_newest(ORDER_LINES_TABLE)
+        pending.unlink()
+
     # ---- 1. files --------------------------------------------------------------------------
     files = scan_feed_files(settings.ecommerce_inbox)
     if files:
         with stored:
             loaded = stored.loaded_hashes()
             known = stored.known_skus()
+            first_load = stored.is_empty(ORDER_LINES_TABLE)
         new: list[FeedFile] = []
         for f in files:
             if f.content_hash in loaded:
@@ -265,7 +327,10 @@ def load_ecommerce(settings: Settings, pipeline: dlt.Pipeline | None = None,
             for f in new:
                 _archive(settings, f)
             source = ecommerce_files(new, known_skus=known, is_newer=stored.is_newer, **extra)
-            load_ids += _run(pipeline, source, report, stored)
+            if first_load:
+                load_ids += _first_load(settings, pipeline, source, report, stored)
+            else:
+                load_ids += _run(pipeline, source, report, stored)
             report.files_loaded = [f.name for f in new]
 
     # ---- 2. the API ------------------------------------------------------------------------

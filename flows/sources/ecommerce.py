@@ -864,6 +864,8 @@ def _keep_newer(spec: FeedSpec, table: pa.Table, is_newer: NewerCheck | None) ->
     if is_newer is None or table.num_rows == 0:
         return table
     mask = is_newer(spec.table, table.select(list(spec.key)))
+    if pc.all(mask).as_py():
+        return table  # nothing stale (a first load, new lines): no copy
     return table.filter(mask)
 
 
