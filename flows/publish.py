@@ -277,11 +277,15 @@ def _point_exports(settings: Settings, folder: Path) -> None:
 
 # ------------------------------------------------------------------------------------------ write
 
+PUBLISHED_STORAGE_VERSION = "v1.1.0"
+
+
 def _write_database(settings: Settings, source: Path, dest: Path, run_id: str, as_of: dt.date,
                     published_at: dt.datetime) -> tuple[list[str], dict[str, int]]:
     tmp = dest.with_name(f".{dest.name}.tmp")
     tmp.unlink(missing_ok=True)
-    con = duckdb.connect(str(tmp))
+    # written in a storage format that DuckDB >= 1.1 reads: BI tools bundle older DuckDB drivers
+    con = duckdb.connect(str(tmp), config={"storage_compatibility_version": PUBLISHED_STORAGE_VERSION})
     try:
         con.execute(f"attach '{source}' as work (read_only)")
         tables = mart_tables(con, "work")

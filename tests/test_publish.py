@@ -310,3 +310,24 @@ def test_status_shows_runs_publication_and_rollback(settings):
     text = status_text(settings)
     assert "run run-1, as-of 2024-12-20" in text and "by a rollback from run-2" in text
     assert "(nothing older kept)" in text
+
+
+def test_published_file_is_readable_by_older_duckdb_drivers(tmp_path):
+    """BI tools bundle older DuckDB drivers: the published file keeps the v1.1 storage format."""
+    import duckdb
+
+    from flows import publish
+
+    work = tmp_path / "work.duckdb"
+    con = duckdb.connect(str(work))
+    con.execute("create schema marts; create table marts.t as select 1 as x")
+    con.close()
+    dest = tmp_path / "pub.duckdb"
+    publish._write_database(None, work, dest, "run-1", dt.date(2024, 12, 20), dt.datetime.now(dt.timezone.utc))
+    con = duckdb.connect(str(dest), read_only=True)
+    try:
+        version = con.execute("select tags['storage_version'] from duckdb_databases() "
+                              "where database_name = 'pub'").fetchone()[0]
+    finally:
+        con.close()
+    assert version == "v1.0.0+"  # a default DuckDB 2.0 file says 'v2.0.0+', which 1.x drivers refuse
