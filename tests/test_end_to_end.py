@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import duckdb
 import pytest
@@ -115,3 +116,26 @@ def test_plan_69_progress_lists_every_indicator_with_target_and_actual(published
     measured = {r[0]: r for r in rows if r[3] is not None}
     assert measured["products_5_star_potential"][3] == 1 and measured["products_5_star_potential"][4] is True
     assert 0 <= measured["owners_trained_pct"][3] <= 100
+
+
+def test_every_published_column_is_documented_with_a_vietnamese_label(published):
+    import yaml
+
+    from flows.config import DBT_PROJECT_DIR
+
+    con, _, settings = published
+    manifest = json.loads((settings.dbt_target_dir / "manifest.json").read_text(encoding="utf-8"))
+    enforced = {n["name"] for n in manifest["nodes"].values()
+                if n["resource_type"] == "model" and n["config"].get("contract", {}).get("enforced")}
+    docs = {}
+    for path in (DBT_PROJECT_DIR / "models" / "marts").glob("*.yml"):
+        for model in yaml.safe_load(path.read_text(encoding="utf-8")).get("models", []):
+            docs[model["name"]] = model
+    for table, column in con.execute("select table_name, column_name from information_schema.columns "
+                                     "where table_schema = 'marts'").fetchall():
+        model = docs[table]
+        assert table in enforced, f"{table}: contract not enforced"
+        documented = {c["name"]: c for c in model["columns"]}
+        assert column in documented, f"{table}.{column} undocumented"
+        assert documented[column].get("description"), f"{table}.{column}"
+        assert documented[column].get("meta", {}).get("label_vi"), f"{table}.{column} has no Vietnamese label"
