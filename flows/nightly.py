@@ -8,10 +8,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import os
 import re
 import threading
-import time
 import uuid
 from dataclasses import dataclass, field
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -39,6 +38,7 @@ from pathlib import Path
 
 import duckdb
 
+from flows.files import file_sha256
 from flows.config import MARTS_SCHEMA, RAW_DATASET, Settings
 
 MANIFEST_SUFFIX = ".json"
@@ -127,14 +127,6 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:
@@ -373,7 +365,7 @@ def _write_manifest(settings: Settings, run_id: str, as_of: dt.date | str | None
         "tables": tables,
         "rows": rows,
         "raw_watermark": watermark,
-        "sha256": _sha256(archive),
+        "sha256": file_sha256(archive),
         "bytes": archive.stat().st_size,
     })
 
@@ -466,7 +458,7 @@ def rollback(settings: Settings, to: str | None = None) -> dict:
         target = older[-1]
     manifest = next(p for p in kept if p["run_id"] == target)
     archive = _db_path(settings, target)
-    if manifest.get("sha256") and _sha256(archive) != manifest["sha256"]:
+    if manifest.get("sha256") and file_sha256(archive) != manifest["sha256"]:
         raise RollbackError(f"{archive} does not match its manifest (sha256): not restoring it")
     meta = read_publication_meta(archive)
     if not meta or meta["run_id"] != target:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import hashlib
 import json
 import posixpath
 import re
@@ -25,6 +24,7 @@ from typing import Any, Callable, Iterator
 import python_calamine
 
 from flows import domain
+from flows.files import file_sha256  # noqa: F401 - re-exported for the loaders
 from flows.domain import fold, nfc
 
 MAX_FILE_BYTES = 100 * 1024 * 1024    # a report is a few hundred KB; photos of products can make it tens of MB
@@ -166,14 +166,6 @@ class UnreadableWorkbook(Exception):
 DEFAULT_FIX = "Mở tệp bằng Excel, lưu lại dạng .xlsx không đặt mật khẩu rồi gửi lại."
 TRIM_FIX = ("Xóa các dòng, cột thừa ngoài bảng (nhấn Ctrl+End để thấy ô cuối cùng có dữ liệu), "
             "lưu lại rồi gửi lại.")
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _n(number: int) -> str:

@@ -58,6 +58,8 @@ from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
 from dlt.sources.helpers.rest_client.paginators import JSONResponseCursorPaginator
 
+from flows.files import file_sha256
+
 log = logging.getLogger(__name__)
 
 SCHEMA_NAME = "ecommerce"
@@ -288,14 +290,6 @@ def classify_feed_file(path: Path) -> tuple[str, str, str | None] | None:
     with open(path, "rb") as fh:
         compression = "gzip" if fh.read(2) == _GZIP_MAGIC else None
     return kind, fmt, compression
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def scan_feed_files(root: Path) -> list[FeedFile]:
