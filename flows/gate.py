@@ -23,7 +23,7 @@ import pandas as pd
 
 from flows import domain
 from flows.config import EXPECTATIONS_DIR, Settings
-from flows.workbook import COLUMN_LABELS, Issue
+from flows.workbook import COLUMN_LABELS, HasIssues, Issue
 
 log = logging.getLogger(__name__)
 EXPIRY_TOLERANCE_DAYS = 7
@@ -31,18 +31,11 @@ EXPIRING_SOON_DAYS = 90
 
 
 @dataclass
-class Verdict:
+class Verdict(HasIssues):
     submission_id: str
     status: str
     issues: list[Issue] = field(default_factory=list)
 
-    @property
-    def errors(self) -> list[Issue]:
-        return [i for i in self.issues if i.level == "error"]
-
-    @property
-    def warnings(self) -> list[Issue]:
-        return [i for i in self.issues if i.level == "warning"]
 
     @property
     def failed_rules(self) -> list[str]:

@@ -117,8 +117,22 @@ class SheetData:
     title_lines: list[str]
 
 
+class HasIssues:
+    """Errors and warnings of whatever holds a list of `Issue`s (a parsed file, a verdict)."""
+
+    issues: list[Issue]
+
+    @property
+    def errors(self) -> list[Issue]:
+        return [i for i in self.issues if i.level == "error"]
+
+    @property
+    def warnings(self) -> list[Issue]:
+        return [i for i in self.issues if i.level == "warning"]
+
+
 @dataclass
-class ParsedSubmission:
+class ParsedSubmission(HasIssues):
     path: Path
     source_file: str
     content_hash: str
@@ -140,13 +154,6 @@ class ParsedSubmission:
     def file_name(self) -> str:
         return self.path.name
 
-    @property
-    def errors(self) -> list[Issue]:
-        return [i for i in self.issues if i.level == "error"]
-
-    @property
-    def warnings(self) -> list[Issue]:
-        return [i for i in self.issues if i.level == "warning"]
 
     def error(self, rule: str, message: str, **where) -> None:
         self.issues.append(Issue("error", rule, message, **where))
