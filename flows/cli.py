@@ -52,6 +52,13 @@ def cmd_run(args) -> int:
     for v in summary["verdicts"]:
         if v["status"] == "rejected":
             print(f"  rejected: {v['source_file']} ({v['errors']} errors: {v['failed_rules']})")
+    feeds = summary.get("ecommerce") or {}
+    rows = feeds.get("rows_loaded") or {}
+    print(f"  e-commerce: {len(feeds.get('files_loaded') or [])} new feed file(s), "
+          + ", ".join(f"{n} {t}" for t, n in rows.items()) + (", " if rows else "")
+          + f"{sum((feeds.get('quarantined') or {}).values())} quarantined; API {feeds.get('api_status', '?')}")
+    if feeds.get("api_error"):
+        print(f"  e-commerce API: {feeds['api_error']}")
     print(f"  published database: {settings.published_db}")
     return 0
 

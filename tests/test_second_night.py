@@ -99,3 +99,20 @@ def test_marts_gate_names_the_failing_expectation(demo_night, tmp_path):
     con.close()
     assert not result.success
     assert any("kpi_province_stars_sum" in f for f in result.failures), result.failures
+
+
+def test_platform_api_refusing_the_token_does_not_stop_the_districts_night(night_copy, monkeypatch, capsys):
+    from flows.platform_server import PlatformServer
+
+    inbox, warehouse = night_copy
+    write_workbook(inbox / "districts" / "2025-01" / "BC OCOP T1-2025 Ly Son.xlsx",
+                   period_line="Kỳ báo cáo: tháng 1/2025", rows=[product_row(1, "QNg-536-001")])
+    with PlatformServer(token="the-right-token", n_listings=3, n_order_lines=10) as server:
+        monkeypatch.setenv("OCOP_FEED_API_URL", server.url)
+        monkeypatch.setenv("OCOP_FEED_API_TOKEN", "a-wrong-token")
+        code = ocop(["run", "--inbox", str(inbox), "--warehouse", str(warehouse), "--as-of", "2025-01-20"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "published (as-of 2025-01-20)" in out and "1 accepted" in out
+    assert "API auth_failed" in out and "401" in out
+    assert "a-wrong-token" not in out
