@@ -20,6 +20,7 @@ import datetime as dt  # noqa: E402
 import functools  # noqa: E402
 import importlib  # noqa: E402
 import json  # noqa: E402
+import resource  # noqa: E402
 import sys  # noqa: E402
 import traceback  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -50,6 +51,7 @@ STAGES = [
 
 
 FIRST_STAGE: list[float] = []
+PEAK_AFTER: dict[str, float] = {}
 
 
 def _timed(times: dict, label: str, fn):
@@ -62,6 +64,8 @@ def _timed(times: dict, label: str, fn):
             return fn(*args, **kwargs)
         finally:
             times[label] = times.get(label, 0.0) + time.perf_counter() - t0
+            # this process's peak RSS so far (MB): the stage where it jumps is the one that needs the memory
+            PEAK_AFTER[label] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return wrapper
 
 
@@ -199,6 +203,7 @@ def night(args: dict) -> dict:
     settings = load_settings(args["inbox"], args["warehouse"])
     return {"seconds": flow_s, "import_s": t_import, "stages": stages, "error": error,
             "flow_start_s": (FIRST_STAGE[0] - t0) if FIRST_STAGE else None,
+            "peak_rss_mb_after": {k: round(v) for k, v in PEAK_AFTER.items()},
             "dbt_nodes": _dbt_nodes(settings, wall_t0),
             "outcome": summary.get("outcome"), "ecommerce": summary.get("ecommerce"),
             "published_tables": summary.get("published_tables"), "accepted": summary.get("accepted"),

@@ -258,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
             result[f"{name}_startup_s"] = round(r["import_s"] + (r.get("flow_start_s") or 0.0), 2)
             result[f"{name}_shutdown_s"] = round(r["wall_s"] - r["import_s"] - r["seconds"], 2)
             result[f"{name}_dbt_nodes_s"] = r.get("dbt_nodes")
+            result[f"{name}_peak_rss_mb_after_stage"] = r.get("peak_rss_mb_after")
     result["phases"] = {k: {kk: vv for kk, vv in v.items() if kk not in ("instrumented",)} for k, v in phases.items()}
     result["finished_at"] = dt.datetime.now().isoformat(timespec="seconds")
     result["loadavg_end"] = loadavg()

@@ -84,7 +84,7 @@ remapped_lines as (
 ),
 {% endif %}
 
-lines as (
+lines as not materialized (
 
     select * from new_lines
     {% if is_incremental() %}
@@ -94,9 +94,20 @@ lines as (
 
 ),
 
+-- the newest version of a line; only keys that occur more than once go through the window (raw is
+-- already merged on the key, so on a full build that is none of the millions of lines, which then
+-- stream through instead of being held in memory by the window)
+duplicate_keys as (
+
+    select order_id, line_no from lines group by all having count(*) > 1
+
+),
+
 newest as (
 
-    select * from lines
+    select * from lines anti join duplicate_keys using (order_id, line_no)
+    union all
+    select * from (select * from lines semi join duplicate_keys using (order_id, line_no))
     qualify row_number() over (
         partition by order_id, line_no order by priority, updated_at desc nulls last, load_id desc
     ) = 1
