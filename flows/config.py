@@ -34,7 +34,8 @@ _PROCESS_DEFAULTS = {
     "RUNTIME__DLTHUB_TELEMETRY": "false",
     "NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID": "true",
     "NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_ID": "false",
-    "LOAD__TRUNCATE_STAGING_DATASET": "true",  # no second copy of merged batches left in raw_staging
+    "LOAD__TRUNCATE_STAGING_DATASET": "true",
+    "LOAD__DELETE_COMPLETED_JOBS": "true",  # loaded packages' files: the inputs are kept in raw_files/ already  # no second copy of merged batches left in raw_staging
     "DLT_PROJECT_DIR": str(REPO_ROOT),  # dlt reads .dlt/config.toml from here, whatever the cwd
 }
 for _k, _v in _PROCESS_DEFAULTS.items():

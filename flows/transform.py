@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -53,13 +54,33 @@ def run_dbt(settings: Settings, args: list[str], as_of: dt.date | None = None,
 
 
 def dbt_build(settings: Settings, as_of: dt.date, full_refresh: bool = False) -> DbtOutcome:
-    outcome = run_dbt(settings, ["build", *(["--full-refresh"] if full_refresh else [])], as_of)
+    # dbt unit tests check the SQL, not the night's data: they run in CI (tests/dbt), not every night
+    args = ["build", "--exclude-resource-type", "unit_test", *(["--full-refresh"] if full_refresh else [])]
+    outcome = run_dbt(settings, args, as_of)
     if not outcome.success:
         raise DbtFailed("dbt build failed:\n  " + "\n  ".join(outcome.failures or ["(see dbt logs)"]))
     return outcome
 
 
+def project_fingerprint() -> str:
+    """Hash of the dbt project's models, macros, seeds and configuration."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in DBT_PROJECT_DIR.rglob("*") if p.is_file() and p.suffix in (".sql", ".yml", ".csv")
+                       and not {"target", "logs", "dbt_packages"} & set(p.relative_to(DBT_PROJECT_DIR).parts)):
+        digest.update(str(path.relative_to(DBT_PROJECT_DIR)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def dbt_docs(settings: Settings, as_of: dt.date) -> DbtOutcome:
-    """dbt docs (catalog of the marts, lineage) under warehouse/reports/dbt-docs: open static_index.html."""
-    return run_dbt(settings, ["docs", "generate", "--static"], as_of,
-                   target_path=str(settings.reports_dir / "dbt-docs"))
+    """dbt docs (catalog of the marts, lineage) under warehouse/reports/dbt-docs: open static_index.html.
+
+    They describe the models, so they are written again only when the dbt project changed."""
+    target = settings.reports_dir / "dbt-docs"
+    stamp = target / ".project-fingerprint"
+    fingerprint = project_fingerprint()
+    if (target / "static_index.html").exists() and stamp.exists() and stamp.read_text() == fingerprint:
+        return DbtOutcome(True, 0, [])
+    outcome = run_dbt(settings, ["docs", "generate", "--static"], as_of, target_path=str(target))
+    if outcome.success:
+        stamp.write_text(fingerprint)
+    return outcome

@@ -139,3 +139,13 @@ def test_every_published_column_is_documented_with_a_vietnamese_label(published)
         assert column in documented, f"{table}.{column} undocumented"
         assert documented[column].get("description"), f"{table}.{column}"
         assert documented[column].get("meta", {}).get("label_vi"), f"{table}.{column} has no Vietnamese label"
+
+
+def test_reports_data_docs_and_dbt_docs(published):
+    from flows.transform import dbt_docs
+
+    _, _, settings = published
+    assert (settings.reports_dir / "data-docs" / "index.html").exists()  # GX Data Docs
+    assert (settings.reports_dir / "dbt-docs" / "static_index.html").exists()
+    again = dbt_docs(settings, AS_OF)  # the project did not change: the docs are not rebuilt
+    assert again.success and again.nodes == 0
