@@ -28,6 +28,14 @@ final as (
         district_code,
         stars,
         score,
+        -- the star band the score falls in (3 = 50–69, 4 = 70–89, 5 = 90–100; below 50 no OCOP product)
+        {{ stars_from_score('score') }} as score_band_stars,
+        -- a province-rated 4-star product put forward as "tiềm năng 5 sao" may carry a 90+ score
+        coalesce(
+            {{ stars_from_score('score') }} = stars
+            or (stars = 4 and five_star_potential and score between 90 and 100),
+            false
+        ) as score_in_band,
         decision_no,
         level,
         kind,

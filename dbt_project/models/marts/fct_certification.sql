@@ -44,7 +44,9 @@ final as (
         certificates.certificate_rank = 1 as is_latest,
         {{ is_valid_on('certificates.recognised_on', 'certificates.expires_on', as_of_date()) }} as is_valid,
         current_on_as_of.certificate_id is not null as is_current,
-        {{ as_of_date() }} as as_of_date
+        {{ as_of_date() }} as as_of_date,
+        certificates.score_band_stars,
+        certificates.score_in_band
 
     from certificates
     left join products using (ma_san_pham)
