@@ -18,16 +18,7 @@ product_counts as (
 
     select
         as_of_date,
-        count(*) as valid_products,
-        count(*) filter (where stars = 3) as valid_products_3_star,
-        count(*) filter (where stars = 4) as valid_products_4_star,
-        count(*) filter (where stars = 5) as valid_products_5_star,
-        count(distinct owner_key) as owners,
-        count(distinct owner_key) filter (where owner_type = 'doanh_nghiep') as owners_enterprise,
-        count(distinct owner_key) filter (where owner_type = 'hop_tac_xa') as owners_cooperative,
-        count(distinct owner_key) filter (where owner_type = 'to_hop_tac') as owners_cooperative_group,
-        count(distinct owner_key) filter (where owner_type = 'ho_kinh_doanh') as owners_household,
-        count(*) filter (where is_on_ecommerce) as products_on_ecommerce,
+        {{ kpi_product_counts() }},
         count(distinct district_code) as districts_with_products
 
     from valid
@@ -39,9 +30,7 @@ sales_point_counts as (
 
     select
         dates.as_of_date,
-        count(*) as sales_points,
-        count(*) filter (where sales_points.funding = 'nha_nuoc_ho_tro') as sales_points_state_supported,
-        count(*) filter (where sales_points.funding = 'xa_hoi_hoa') as sales_points_private
+        {{ kpi_sales_point_counts('sales_points') }}
 
     from dates
     inner join {{ ref('int_sales_points') }} as sales_points
