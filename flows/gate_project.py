@@ -16,7 +16,7 @@ from pathlib import Path
 import great_expectations as gx
 import great_expectations.expectations as gxe
 
-from flows.config import EXPECTATIONS_DIR
+from flows.config import EXPECTATIONS_DIR, Settings
 
 DATASOURCE = "ocop_frames"
 CRITICAL, WARNING = "critical", "warning"
@@ -203,7 +203,6 @@ progress_bars:
 
 def write_project(root: Path = EXPECTATIONS_DIR) -> None:
     """(Re)write the GX project files: datasource, suites, validation definitions, checkpoints."""
-    import os
     import tempfile
 
     for sub in ("expectations", "checkpoints", "validation_definitions"):
@@ -211,8 +210,7 @@ def write_project(root: Path = EXPECTATIONS_DIR) -> None:
     root.mkdir(parents=True, exist_ok=True)
     (root / "great_expectations.yml").write_text(_YML, encoding="utf-8")
     scratch = tempfile.mkdtemp()
-    os.environ.setdefault("OCOP_GX_RESULTS_DIR", scratch + "/results")
-    os.environ.setdefault("OCOP_GX_DOCS_DIR", scratch + "/docs")
+    Settings(inbox=Path(scratch), warehouse=Path(scratch)).apply_gx_environment()  # results and docs: nowhere kept
     context = gx.get_context(mode="file", context_root_dir=str(root))
     source = context.data_sources.add_or_update_pandas(DATASOURCE)
     for name, build in all_suites().items():
