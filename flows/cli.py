@@ -55,8 +55,8 @@ def cmd_run(args) -> int:
     feeds = summary.get("ecommerce") or {}
     rows = feeds.get("rows_loaded") or {}
     print(f"  e-commerce: {len(feeds.get('files_loaded') or [])} new feed file(s), "
-          + ", ".join(f"{n} {t}" for t, n in rows.items()) + (", " if rows else "")
-          + f"{sum((feeds.get('quarantined') or {}).values())} quarantined; API {feeds.get('api_status', '?')}")
+          f"{rows.get('ecommerce_order_lines', 0)} order lines and {rows.get('ecommerce_listings', 0)} listings "
+          f"loaded, {sum((feeds.get('quarantined') or {}).values())} quarantined; API {feeds.get('api_status', '?')}")
     if feeds.get("api_error"):
         print(f"  e-commerce API: {feeds['api_error']}")
     print(f"  published database: {settings.published_db}")
