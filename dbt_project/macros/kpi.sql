@@ -19,3 +19,17 @@
         count(*) filter (where {{ sales_points }}.funding = 'nha_nuoc_ho_tro') as sales_points_state_supported,
         count(*) filter (where {{ sales_points }}.funding = 'xa_hoi_hoa') as sales_points_private
 {%- endmacro %}
+
+{#- The snapshot's KPI columns, zero where a date (or district) has nothing, in the contract's order. -#}
+{% macro kpi_snapshot_columns(product_counts='product_counts', sales_point_counts='sales_point_counts') -%}
+    {%- set product_columns = ['valid_products', 'valid_products_3_star', 'valid_products_4_star',
+        'valid_products_5_star', 'owners', 'owners_enterprise', 'owners_cooperative',
+        'owners_cooperative_group', 'owners_household', 'products_on_ecommerce'] -%}
+    {%- set sales_point_columns = ['sales_points', 'sales_points_state_supported', 'sales_points_private'] -%}
+    {%- for column in product_columns %}
+        cast(coalesce({{ product_counts }}.{{ column }}, 0) as bigint) as {{ column }},
+    {%- endfor %}
+    {%- for column in sales_point_columns %}
+        cast(coalesce({{ sales_point_counts }}.{{ column }}, 0) as bigint) as {{ column }}{{ ',' if not loop.last }}
+    {%- endfor %}
+{%- endmacro %}

@@ -53,19 +53,7 @@ final as (
         dates.as_of_date,
         districts.district_code,
         districts.district_name,
-        cast(coalesce(product_counts.valid_products, 0) as bigint) as valid_products,
-        cast(coalesce(product_counts.valid_products_3_star, 0) as bigint) as valid_products_3_star,
-        cast(coalesce(product_counts.valid_products_4_star, 0) as bigint) as valid_products_4_star,
-        cast(coalesce(product_counts.valid_products_5_star, 0) as bigint) as valid_products_5_star,
-        cast(coalesce(product_counts.owners, 0) as bigint) as owners,
-        cast(coalesce(product_counts.owners_enterprise, 0) as bigint) as owners_enterprise,
-        cast(coalesce(product_counts.owners_cooperative, 0) as bigint) as owners_cooperative,
-        cast(coalesce(product_counts.owners_cooperative_group, 0) as bigint) as owners_cooperative_group,
-        cast(coalesce(product_counts.owners_household, 0) as bigint) as owners_household,
-        cast(coalesce(product_counts.products_on_ecommerce, 0) as bigint) as products_on_ecommerce,
-        cast(coalesce(sales_point_counts.sales_points, 0) as bigint) as sales_points,
-        cast(coalesce(sales_point_counts.sales_points_state_supported, 0) as bigint) as sales_points_state_supported,
-        cast(coalesce(sales_point_counts.sales_points_private, 0) as bigint) as sales_points_private
+        {{ kpi_snapshot_columns() }}
 
     from dates
     cross join districts
