@@ -140,9 +140,12 @@ class Settings:
         os.environ["OCOP_GX_RESULTS_DIR"] = str(self.work_dir / "gx-results")
         os.environ["OCOP_GX_DOCS_DIR"] = str(self.reports_dir / "data-docs")
 
-    def dbt_environment(self) -> dict[str, str]:
-        """What dbt's profile and paths read (dbt_project/profiles.yml uses env_var('OCOP_WORK_DB'))."""
+    def dbt_environment(self, as_of: dt.date | None = None) -> dict[str, str]:
+        """What dbt's profile and paths read (dbt_project/profiles.yml uses env_var('OCOP_WORK_DB')),
+        and the run's as-of date (macro as_of_date(); '' = today in Vietnam). The date goes through
+        the environment, not `--vars`: a changed var makes dbt re-parse the whole project."""
         return {
+            "OCOP_AS_OF_DATE": as_of.isoformat() if as_of else "",
             "OCOP_WORK_DB": str(self.work_db),
             "DBT_TARGET_PATH": str(self.dbt_target_dir),
             "DBT_LOG_PATH": str(self.work_dir / "dbt-logs"),

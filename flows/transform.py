@@ -4,7 +4,6 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import hashlib
-import json
 import os
 from dataclasses import dataclass
 
@@ -28,12 +27,10 @@ def run_dbt(settings: Settings, args: list[str], as_of: dt.date | None = None,
     from dbt.adapters.duckdb.connections import DuckDBConnectionManager
     from dbt.cli.main import dbtRunner
 
-    os.environ.update(settings.dbt_environment())
+    os.environ.update(settings.dbt_environment(as_of))
     full = [*args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
             "--target-path", target_path or str(settings.dbt_target_dir), "--log-path", str(settings.work_dir / "dbt-logs"),
             "--quiet"]
-    if as_of is not None:
-        full += ["--vars", json.dumps({"as_of_date": as_of.isoformat()})]
     try:
         result = dbtRunner().invoke(full)
     finally:
