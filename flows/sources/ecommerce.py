@@ -937,34 +937,61 @@ def _now() -> dt.datetime:
 # --------------------------------------------------------------------------------------------
 # Source 1: feed files
 # --------------------------------------------------------------------------------------------
-def _file_items(files: Sequence[FeedFile], known_skus: set[str], is_newer: NewerCheck | None,
-                batch_size: int, loaded_at: dt.datetime) -> Iterator[Any]:
-    skus = set(known_skus)
-    for f in sorted(files, key=lambda f: (f.kind != LISTINGS.kind, f.name)):
+_FILE_DONE = object()
+
+
+def _file_chunks(files: Sequence[FeedFile], batch_size: int) -> Iterator[tuple[FeedFile, Any]]:
+    """(file, chunk) for every chunk of every file, in order, then (file, _FILE_DONE); a read error
+    midway (truncated / corrupt file) is handed over as (file, exception) and the next file goes on.
+    Run in a thread by `_file_items`, so the next chunk (of the same file or the next one) is read
+    and parsed while the current one is validated and written."""
+    for f in files:
         spec = SPECS[f.kind]
-        stats = dict(lines_read=0, rows_valid=0, rows_loaded=0, rows_stale=0, rows_rejected=0, rows_warned=0)
-        status, error = "loaded", None
-        log.info("ecommerce: reading %s (%s, %s)", f.name, f.kind, f.fmt)
         with open(f.path, "rb") as raw:
-            if f.fmt == "jsonl":  # parsed a chunk ahead in a thread, while this one is validated
-                chunks = _prefetch(_jsonl_chunks(_blocks(f, raw), spec, batch_size), depth=1)
+            if f.fmt == "jsonl":
+                chunks = _jsonl_chunks(_blocks(f, raw), spec, batch_size)
             else:
                 text = gzip.GzipFile(fileobj=raw, mode="rb") if f.compression else raw
                 chunks = _csv_chunks(text, spec, batch_size)  # type: ignore[arg-type]
+            try:
+                for chunk in chunks:
+                    yield f, chunk
+            except (OSError, EOFError, zlib.error, UnicodeDecodeError) as e:
+                yield f, e
+            finally:
+                chunks.close()
+        yield f, _FILE_DONE
+
+
+def _file_items(files: Sequence[FeedFile], known_skus: set[str], is_newer: NewerCheck | None,
+                batch_size: int, loaded_at: dt.datetime) -> Iterator[Any]:
+    skus = set(known_skus)
+    files = sorted(files, key=lambda f: (f.kind != LISTINGS.kind, f.name))
+    # one chunk read and parsed ahead, across file boundaries (zlib, numpy and pyarrow's JSON reader
+    # release the GIL); listings are still validated before the order lines that need their SKUs
+    items = _prefetch(_file_chunks(files, batch_size), depth=1)
+    try:
+        for f in files:
+            spec = SPECS[f.kind]
+            stats = dict(lines_read=0, rows_valid=0, rows_loaded=0, rows_stale=0, rows_rejected=0, rows_warned=0)
+            status, error = "loaded", None
+            log.info("ecommerce: reading %s (%s, %s)", f.name, f.kind, f.fmt)
             while True:
-                try:
-                    chunk = next(chunks)
-                except StopIteration:
+                item_file, chunk = next(items)
+                if item_file is not f:  # pragma: no cover - _file_chunks goes through `files` in order
+                    raise RuntimeError(f"expected a chunk of {f.name}, got one of {item_file.name}")
+                if chunk is _FILE_DONE:
                     break
-                except (OSError, EOFError, zlib.error, UnicodeDecodeError) as e:
+                if isinstance(chunk, BaseException):
                     # truncated / corrupt file: keep what was read, quarantine the rest as one record
+                    e = chunk
                     status, error = "partial", f"{type(e).__name__}: {e}"
                     after = stats["lines_read"]
                     yield _to(QUARANTINE_TABLE, _quarantine_table(
                         [_Reject(after + 1, "", UNREADABLE_FILE, f"file unreadable after line {after}: {error}")],
                         f.name, f.kind, f.content_hash, loaded_at))
                     stats["rows_rejected"] += 1
-                    break
+                    continue  # (f, _FILE_DONE) follows
                 stats["lines_read"] += chunk.lines_read
                 good, rejects = _validate(spec, chunk, f.name, loaded_at)
                 stats["rows_valid"] += good.num_rows
@@ -981,11 +1008,13 @@ def _file_items(files: Sequence[FeedFile], known_skus: set[str], is_newer: Newer
                 if rejects or warnings:
                     yield _to(QUARANTINE_TABLE, _quarantine_table(
                         rejects + warnings, f.name, f.kind, f.content_hash, loaded_at))
-        yield _to(FILES_TABLE, pa.Table.from_pylist([{
-            "content_hash": f.content_hash, "source_file": f.name, "kind": f.kind, "format": f.fmt,
-            "compression": f.compression, "file_size": f.size, "file_modified_at": f.modified_at,
-            **stats, "status": status, "error": error, "loaded_at": loaded_at,
-        }], schema=FILES_SCHEMA))
+            yield _to(FILES_TABLE, pa.Table.from_pylist([{
+                "content_hash": f.content_hash, "source_file": f.name, "kind": f.kind, "format": f.fmt,
+                "compression": f.compression, "file_size": f.size, "file_modified_at": f.modified_at,
+                **stats, "status": status, "error": error, "loaded_at": loaded_at,
+            }], schema=FILES_SCHEMA))
+    finally:
+        items.close()  # stops the reading thread when the load stops early
 
 
 @dlt.source(name=SCHEMA_NAME, section="ecommerce_files")
