@@ -25,7 +25,7 @@ import pyarrow as pa
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from flows.config import Settings
-from flows.pipeline import LOADER_FILE_FORMAT, finish_pending, make_pipeline
+from flows.pipeline import LOADER_FILE_FORMAT, connected_pipeline, finish_pending
 from flows.sources.ecommerce import (
     FILES_RESOURCE,
     FILES_TABLE,
@@ -295,7 +295,14 @@ def load_ecommerce(settings: Settings, pipeline: dlt.Pipeline | None = None,
     `batch_size`: Arrow rows per batch (default 100k). `api_options`: extra arguments for the
     `ecommerce_api` source (page_size, timeout, max_attempts, backoff_factor, ...); unset ones
     come from `[sources.ecommerce_api]` in .dlt/config.toml or the source defaults."""
-    pipeline = pipeline or make_pipeline(settings)
+    if pipeline is None:
+        with connected_pipeline(settings) as pipeline:
+            return _load_ecommerce(settings, pipeline, batch_size, api_options)
+    return _load_ecommerce(settings, pipeline, batch_size, api_options)
+
+
+def _load_ecommerce(settings: Settings, pipeline: dlt.Pipeline, batch_size: int | None,
+                    api_options: dict | None) -> EcommerceLoadReport:
     finish_pending(pipeline)
     report = EcommerceLoadReport()
     stored = _StoredRows(pipeline)

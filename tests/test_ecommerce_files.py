@@ -333,3 +333,31 @@ def test_no_inbox_no_load(tmp_path):
     s = make_settings(tmp_path)
     r = load_ecommerce(s)
     assert r.files_loaded == [] and r.load_ids == [] and r.api_status == "not_configured"
+
+
+def test_database_is_released_after_the_load(tmp_path, catalogue, lines):
+    """load_ecommerce keeps one DuckDB connection for the whole call and closes it at the end, also
+    when the load fails: another configuration (read-only) can open the file right after."""
+    s = make_settings(tmp_path)
+    write_jsonl(feed(s) / "listings_2024-12-01.jsonl", catalogue)
+    write_jsonl(feed(s) / "orders_2024-12-01.jsonl", lines)
+    load_ecommerce(s)
+    con = duckdb.connect(str(s.work_db), read_only=True)
+    assert con.execute("select count(*) from raw.ecommerce_order_lines").fetchone() == (600,)
+    con.close()
+
+    import flows.ecommerce as ecommerce_module
+
+    def broken(*a, **kw):
+        raise RuntimeError("boom")
+
+    write_jsonl(feed(s) / "orders_2024-12-02.jsonl", lines[:10])
+    mp = pytest.MonkeyPatch()
+    mp.setattr(ecommerce_module, "ecommerce_files", broken)
+    try:
+        with pytest.raises(RuntimeError, match="boom"):
+            load_ecommerce(s)
+    finally:
+        mp.undo()
+    con = duckdb.connect(str(s.work_db), read_only=True)
+    con.close()
