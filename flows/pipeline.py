@@ -10,6 +10,7 @@ from typing import Iterator
 
 import dlt
 import duckdb
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from flows.config import RAW_DATASET, Settings
 
@@ -37,10 +38,13 @@ def connected_pipeline(settings: Settings, name: str = PIPELINE_NAME) -> Iterato
     load of a few files). dlt applies the same settings to the connection as to its own."""
     settings.work_dir.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(settings.work_db))
+    # dlt's own statements only (set on each connection it clones): the rows of a load need not
+    # keep the order of its files, and DuckDB appends them faster from all threads without it
+    credentials = DuckDbCredentials(con, local_config={"preserve_insertion_order": False})
     try:
         yield dlt.pipeline(
             pipeline_name=name,
-            destination=dlt.destinations.duckdb(con),
+            destination=dlt.destinations.duckdb(credentials),
             dataset_name=RAW_DATASET,
             pipelines_dir=str(settings.dlt_dir),
         )
