@@ -179,6 +179,12 @@ def ingest(args: dict) -> dict:
 
 def night(args: dict) -> dict:
     times: dict[str, float] = {}
+    from flows import prefect_api
+    from flows.config import load_settings
+
+    settings = load_settings(args["inbox"], args["warehouse"])
+    # as `ocop run` does: Prefect's local server boots while the flow's modules import
+    api = prefect_api.start_local_api(settings.work_dir / "prefect-server.log")
     import flows.nightly as nightly_module  # noqa: F401 - imports the modules the flow uses
 
     instrumented = _instrument(times)
@@ -187,20 +193,21 @@ def night(args: dict) -> dict:
     wall_t0 = time.time()
     error = None
     summary: dict = {}
+    flow_s = None  # the flow's seconds, without stopping the local server afterwards (that is shutdown)
     try:
-        summary = nightly_module.nightly(inbox=args["inbox"], warehouse=args["warehouse"],
-                                         as_of=dt.date.fromisoformat(args["as_of"]))
+        with prefect_api.using(api):
+            summary = nightly_module.nightly(inbox=args["inbox"], warehouse=args["warehouse"],
+                                             as_of=dt.date.fromisoformat(args["as_of"]))
+            flow_s = time.perf_counter() - t0
     except BaseException as exc:  # noqa: BLE001 - reported in the result
         error = f"{type(exc).__name__}: {exc}"
         traceback.print_exc()
-    flow_s = time.perf_counter() - t0
+    if flow_s is None:  # the flow raised: until then
+        flow_s = time.perf_counter() - t0
     stages = dict(times)
     if "publish" in stages:  # the parts of publish timed separately, and the rest
         parts = ("export_parquet", "publish_database", "publish_copy_beside", "publish_sha256", "publish_prune")
         stages["publish_other"] = max(0.0, stages["publish"] - sum(stages.get(p, 0.0) for p in parts))
-    from flows.config import load_settings
-
-    settings = load_settings(args["inbox"], args["warehouse"])
     return {"seconds": flow_s, "import_s": t_import, "stages": stages, "error": error,
             "flow_start_s": (FIRST_STAGE[0] - t0) if FIRST_STAGE else None,
             "peak_rss_mb_after": {k: round(v) for k, v in PEAK_AFTER.items()},

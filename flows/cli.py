@@ -33,9 +33,14 @@ def cmd_run(args) -> int:
     try:
         # the lock first: a second run stops here at once, before Prefect (or even its import) starts
         with run_lock(settings):
+            from flows import prefect_api
+
+            # Prefect's local server boots while the flow's modules (dlt, dbt, GX) import
+            api = prefect_api.start_local_api(settings.work_dir / "prefect-server.log")
             from flows.nightly import nightly
 
-            summary = nightly(inbox=str(settings.inbox), warehouse=str(settings.warehouse), as_of=args.as_of)
+            with prefect_api.using(api):
+                summary = nightly(inbox=str(settings.inbox), warehouse=str(settings.warehouse), as_of=args.as_of)
     except AlreadyRunning as exc:
         print(f"ocop run: {exc}", file=sys.stderr)
         return 75  # EX_TEMPFAIL

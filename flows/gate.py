@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
-import great_expectations as gx
 import pandas as pd
 
 from flows import domain
@@ -51,6 +50,10 @@ class Verdict(HasIssues):
 
 
 def gx_context(settings: Settings):
+    # imported here: Great Expectations takes ~2.3 s to import, which a night with nothing to
+    # check (nothing new) does not need to pay
+    import great_expectations as gx
+
     settings.apply_gx_environment()
     return gx.get_context(mode="file", context_root_dir=str(EXPECTATIONS_DIR))
 
