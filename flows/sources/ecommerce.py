@@ -446,11 +446,41 @@ def _gunzip_blocks(raw: BinaryIO) -> Iterator[bytes]:
 
 def _blocks(f: "FeedFile", raw: BinaryIO) -> Iterator[bytes]:
     if f.compression == "gzip":
-        return _prefetch(_gunzip_blocks(raw))
+        return _gunzip_blocks(raw)
     return iter(lambda: raw.read(_READ_BLOCK), b"")
 
 
+def _all_blocks(files: Sequence["FeedFile"]) -> Iterator[tuple["FeedFile", Any]]:
+    """(file, block) for the (decompressed) bytes of each JSON Lines file in turn, then (file,
+    _FILE_DONE), or (file, exception) when a file turns out truncated or corrupt midway."""
+    for f in files:
+        if f.fmt != "jsonl":
+            continue
+        with open(f.path, "rb") as raw:
+            try:
+                for block in _blocks(f, raw):
+                    yield f, block
+            except (OSError, EOFError, zlib.error) as e:
+                yield f, e
+                continue
+        yield f, _FILE_DONE
+
+
+def _blocks_of(f: "FeedFile", shared: Iterator[tuple["FeedFile", Any]]) -> Iterator[bytes]:
+    """The blocks of `f` from the shared stream of `_all_blocks` (its read error raised here)."""
+    while True:
+        item_file, block = next(shared)
+        if item_file is not f:  # pragma: no cover - both go through the same files in order
+            raise RuntimeError(f"expected a block of {f.name}, got one of {item_file.name}")
+        if block is _FILE_DONE:
+            return
+        if isinstance(block, BaseException):
+            raise block
+        yield block
+
+
 _END = object()
+_FILE_DONE = object()
 
 
 def _prefetch(items: Iterator[Any], depth: int = 4) -> Iterator[Any]:
@@ -937,30 +967,39 @@ def _now() -> dt.datetime:
 # --------------------------------------------------------------------------------------------
 # Source 1: feed files
 # --------------------------------------------------------------------------------------------
-_FILE_DONE = object()
-
-
 def _file_chunks(files: Sequence[FeedFile], batch_size: int) -> Iterator[tuple[FeedFile, Any]]:
     """(file, chunk) for every chunk of every file, in order, then (file, _FILE_DONE); a read error
     midway (truncated / corrupt file) is handed over as (file, exception) and the next file goes on.
-    Run in a thread by `_file_items`, so the next chunk (of the same file or the next one) is read
-    and parsed while the current one is validated and written."""
-    for f in files:
-        spec = SPECS[f.kind]
-        with open(f.path, "rb") as raw:
+    Run in a thread by `_file_items`, so the next chunk (of the same file or the next one) is parsed
+    while the current one is validated and written; the JSON Lines files are read and decompressed
+    in one more thread, ahead of the parsing, across file boundaries too."""
+    shared = _prefetch(_all_blocks(files))
+    try:
+        for f in files:
+            spec = SPECS[f.kind]
             if f.fmt == "jsonl":
-                chunks = _jsonl_chunks(_blocks(f, raw), spec, batch_size)
+                chunks = _jsonl_chunks(_blocks_of(f, shared), spec, batch_size)
+                try:
+                    for chunk in chunks:
+                        yield f, chunk
+                except (OSError, EOFError, zlib.error) as e:
+                    yield f, e
+                finally:
+                    chunks.close()
             else:
-                text = gzip.GzipFile(fileobj=raw, mode="rb") if f.compression else raw
-                chunks = _csv_chunks(text, spec, batch_size)  # type: ignore[arg-type]
-            try:
-                for chunk in chunks:
-                    yield f, chunk
-            except (OSError, EOFError, zlib.error, UnicodeDecodeError) as e:
-                yield f, e
-            finally:
-                chunks.close()
-        yield f, _FILE_DONE
+                with open(f.path, "rb") as raw:
+                    text = gzip.GzipFile(fileobj=raw, mode="rb") if f.compression else raw
+                    chunks = _csv_chunks(text, spec, batch_size)  # type: ignore[arg-type]
+                    try:
+                        for chunk in chunks:
+                            yield f, chunk
+                    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as e:
+                        yield f, e
+                    finally:
+                        chunks.close()
+            yield f, _FILE_DONE
+    finally:
+        shared.close()
 
 
 def _file_items(files: Sequence[FeedFile], known_skus: set[str], is_newer: NewerCheck | None,
