@@ -25,7 +25,7 @@ import pyarrow as pa
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from flows.config import Settings
-from flows.pipeline import LOADER_FILE_FORMAT, connected_pipeline, finish_pending
+from flows.pipeline import LOADER_FILE_FORMAT, connected_pipeline, finish_pending, native_connection
 from flows.sources.ecommerce import (
     FILES_RESOURCE,
     FILES_TABLE,
@@ -106,10 +106,15 @@ class _StoredRows:
         self._tables: set[str] = set()
 
     def __enter__(self) -> "_StoredRows":
-        self._client = self.pipeline.sql_client(SCHEMA_NAME if SCHEMA_NAME in self.pipeline.schemas else None)
-        self._client.open_connection()
-        self._con = self._client.native_connection
-        dataset = self._client.dataset_name
+        con = native_connection(self.pipeline)
+        if con is not None:  # the pipeline's own connection: a cursor of it
+            self._con = con.cursor()
+            dataset = self.pipeline.dataset_name
+        else:
+            self._client = self.pipeline.sql_client(SCHEMA_NAME if SCHEMA_NAME in self.pipeline.schemas else None)
+            self._client.open_connection()
+            self._con = self._client.native_connection
+            dataset = self._client.dataset_name
         self._dataset = dataset
         rows = self._con.execute(
             "select table_name from information_schema.tables where table_schema = ?", [dataset]
@@ -120,6 +125,8 @@ class _StoredRows:
     def __exit__(self, *exc: Any) -> None:
         if self._client is not None:
             self._client.close_connection()
+        elif self._con is not None:
+            self._con.close()
         self._client = self._con = None
 
     def _q(self, table: str) -> str:

@@ -6,10 +6,11 @@ format. Parquet loader files: DuckDB's default insert_values is ~7x slower.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Iterator
 
 import dlt
 import duckdb
+from dlt.common.configuration.specs import BaseConfiguration
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from flows.config import RAW_DATASET, Settings
@@ -41,15 +42,57 @@ def connected_pipeline(settings: Settings, name: str = PIPELINE_NAME) -> Iterato
     # dlt's own statements only (set on each connection it clones): the rows of a load need not
     # keep the order of its files, and DuckDB appends them faster from all threads without it
     credentials = DuckDbCredentials(con, local_config={"preserve_insertion_order": False})
+    destination = dlt.destinations.duckdb(credentials)
+    _resolve_capabilities_config_once(destination)
     try:
         yield dlt.pipeline(
             pipeline_name=name,
-            destination=dlt.destinations.duckdb(credentials),
+            destination=destination,
             dataset_name=RAW_DATASET,
             pipelines_dir=str(settings.dlt_dir),
         )
     finally:
         con.close()
+
+
+def native_connection(pipeline: dlt.Pipeline) -> duckdb.DuckDBPyConnection | None:
+    """The DuckDB connection given to the pipeline's destination (`connected_pipeline`), if any."""
+    destination = pipeline.destination
+    credentials = destination.config_params.get("credentials") if destination is not None else None
+    if isinstance(credentials, DuckDbCredentials):
+        return credentials.external_conn()
+    if isinstance(credentials, duckdb.DuckDBPyConnection):
+        return credentials
+    return None
+
+
+def _resolve_capabilities_config_once(destination: Any) -> None:
+    """dlt asks the destination for its capabilities a few dozen times per load, and each time,
+    without a configuration at hand, resolves one again from every config provider and section
+    (~10 ms each). Here that partial configuration is resolved on the first call and reused: the
+    destination is given its connection and is used for one block (`connected_pipeline`); what
+    the capabilities are made of is computed as before, on each call."""
+    capabilities = type(destination).capabilities
+    resolved: list[Any] = []
+
+    def capabilities_once(config: Any = None, naming: Any = None) -> Any:
+        if config is None:
+            if not resolved:  # as Destination.capabilities does when no config is given
+                initial = destination.spec()
+                initial.update(destination.config_params)
+                credentials = initial.credentials
+                if isinstance(credentials, BaseConfiguration):
+                    credentials = credentials.copy()
+                partial = destination.spec(credentials=credentials)
+                try:
+                    partial = destination.configuration(partial, accept_partial=True)
+                except Exception:  # noqa: BLE001 - dlt falls back to the unresolved config too
+                    pass
+                resolved.append(partial)
+            config = resolved[0]
+        return capabilities(destination, config, naming)
+
+    destination.capabilities = capabilities_once
 
 
 def finish_pending(pipeline: dlt.Pipeline) -> bool:
