@@ -1006,9 +1006,9 @@ def _file_items(files: Sequence[FeedFile], known_skus: set[str], is_newer: Newer
                 batch_size: int, loaded_at: dt.datetime) -> Iterator[Any]:
     skus = set(known_skus)
     files = sorted(files, key=lambda f: (f.kind != LISTINGS.kind, f.name))
-    # one chunk read and parsed ahead, across file boundaries (zlib, numpy and pyarrow's JSON reader
+    # two chunks read and parsed ahead, across file boundaries (zlib, numpy and pyarrow's JSON reader
     # release the GIL); listings are still validated before the order lines that need their SKUs
-    items = _prefetch(_file_chunks(files, batch_size), depth=1)
+    items = _prefetch(_file_chunks(files, batch_size), depth=2)
     try:
         for f in files:
             spec = SPECS[f.kind]
