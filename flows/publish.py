@@ -12,6 +12,15 @@ both gates have passed does `publish()` run:
 4. record the publication (`<run_id>.json` manifest, `history.jsonl`) and keep the newest
    `Settings.keep_publications` (5) publications for `ocop rollback`.
 
+A night's publication is built from the previous one when it can: the previous publication's
+file is copied, the small marts are replaced, and of the incremental marts (`INCREMENTAL_MARTS`:
+`fct_order_line`) only the rows dbt (re)wrote since that publication are applied by key; the
+Parquet export of such a mart is one file per month, and the months nobody changed are hard links
+to the previous export's files. So a night's publish costs what the night changed, not the
+history. Without a usable previous publication, when the rows to apply are a large part of the
+table (a full refresh), or every `REWRITE_EVERY`th publication (to keep the file compact), the
+publication is written whole. Either way it is checked to hold as many rows as the working marts.
+
 A reader that opened the old file keeps reading the old file (its inode); one that opens after
 the rename gets the new one; nobody ever sees a mix. Export folders are never modified after
 they are written, so a reader that resolved `warehouse/exports` once reads one night's complete
@@ -47,6 +56,27 @@ DB_SUFFIX = ".duckdb"
 HISTORY_FILE = "history.jsonl"
 EXPORTS_MANIFEST = "publication.json"
 _DBT_SCRATCH = re.compile(r"__dbt_(tmp|backup)$")  # relations a killed dbt run can leave behind
+
+
+@dataclass(frozen=True)
+class IncrementalMart:
+    """A mart dbt builds incrementally: its rows are never deleted, only (re)written by key, and
+    each row says when dbt wrote it."""
+    key: tuple[str, ...]
+    written_at: str    # the timestamp dbt sets on every row it (re)writes
+    month_of: str      # the date column its Parquet export is split by (one file per month)
+
+
+INCREMENTAL_MARTS = {
+    "fct_order_line": IncrementalMart(key=("order_id", "line_no"), written_at="dbt_loaded_at", month_of="order_date"),
+}
+REWRITE_EVERY = 30       # publications built from the previous one before one is written whole again
+DELTA_LIMIT = 0.25       # more rows than this share of the table to apply: the mart is copied whole
+UNKNOWN_MONTH = "unknown"  # the export partition of rows without a date
+
+
+class PublishCheckFailed(RuntimeError):
+    """A publication does not hold what the working marts hold: nothing is published."""
 
 
 class RollbackError(RuntimeError):
@@ -272,45 +302,195 @@ def _point_exports(settings: Settings, folder: Path) -> None:
 PUBLISHED_STORAGE_VERSION = "v1.1.0"
 
 
+def _base_for_increments(settings: Settings, source: Path) -> dict | None:
+    """The manifest of the publication in use, when tonight's can be built from it (see module doc)."""
+    if source != settings.work_db:
+        return None
+    current = current_run_id(settings)
+    if not current or not _db_path(settings, current).exists():
+        return None
+    try:
+        manifest = json.loads(_manifest_path(settings, current).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    increments = manifest.get("increments") or {}
+    if not increments or manifest.get("generation", 0) + 1 >= REWRITE_EVERY:
+        return None
+    return manifest
+
+
+def incremental_since(settings: Settings, table: str, work: duckdb.DuckDBPyConnection) -> str | None:
+    """The watermark after which tonight's publication will take incremental mart `table`'s rows
+    from the working marts `work` (the older ones it keeps from the publication it is built from);
+    None when it will copy the table whole. The marts gate checks the rows it will take."""
+    base = _base_for_increments(settings, settings.work_db)
+    since = ((base or {}).get("increments") or {}).get(table, {}).get("watermark")
+    if since is None:
+        return None
+    spec = INCREMENTAL_MARTS[table]
+    con = duckdb.connect(str(_db_path(settings, base["run_id"])), read_only=True)
+    try:
+        base_columns = _columns(con, con.execute("select current_database()").fetchone()[0], table)
+    finally:
+        con.close()
+    if base_columns != _columns(work, work.execute("select current_database()").fetchone()[0], table):
+        return None
+    n = work.execute(f"select count(*) from {MARTS_SCHEMA}.{table} where {spec.written_at} > ?::timestamptz",
+                     [since]).fetchone()[0]
+    total = work.execute(f"select count(*) from {MARTS_SCHEMA}.{table}").fetchone()[0]
+    return since if n <= DELTA_LIMIT * total else None
+
+
+def _month_expr(column: str) -> str:
+    return f"coalesce(strftime({column}, '%Y-%m'), '{UNKNOWN_MONTH}')"
+
+
+def _columns(con: duckdb.DuckDBPyConnection, database: str, table: str) -> list[tuple[str, str]]:
+    return [tuple(r) for r in con.execute(
+        "select column_name, data_type from duckdb_columns() where database_name = ? and schema_name = ? "
+        "and table_name = ? order by column_index", [database, MARTS_SCHEMA, table]).fetchall()]
+
+
+def _apply_increment(con: duckdb.DuckDBPyConnection, table: str, spec: IncrementalMart, since: str,
+                     total: int) -> dict | None:
+    """Apply the rows of work.marts.<table> written after `since` to marts.<table> by key.
+
+    Returns what changed ({"rows", "months"}), or None when that is too much (copy it whole)."""
+    work = f"work.{MARTS_SCHEMA}.{table}"
+    con.execute(f"create temp table publish_delta as select * from {work} where {spec.written_at} > ?::timestamptz",
+                [since])
+    try:
+        n = con.execute("select count(*) from publish_delta").fetchone()[0]
+        if n > DELTA_LIMIT * total:
+            return None
+        keys = ", ".join(spec.key)
+        on = " and ".join(f"t.{k} = d.{k}" for k in spec.key)
+        # the months whose export changes: of the new rows, and of the rows they replace
+        months = {r[0] for r in con.execute(
+            f"select distinct {_month_expr(spec.month_of)} from publish_delta "
+            f"union select distinct {_month_expr('t.' + spec.month_of)} from {MARTS_SCHEMA}.{table} t "
+            f"semi join publish_delta d on {on}").fetchall()}
+        con.execute(f"delete from {MARTS_SCHEMA}.{table} t using (select {keys} from publish_delta) d where {on}")
+        con.execute(f"insert into {MARTS_SCHEMA}.{table} by name select * from publish_delta")
+        return {"rows": n, "months": sorted(months)}
+    finally:
+        con.execute("drop table publish_delta")
+
+
 def _write_database(settings: Settings, source: Path, dest: Path, run_id: str, as_of: dt.date,
-                    published_at: dt.datetime) -> tuple[list[str], dict[str, int]]:
+                    published_at: dt.datetime, base: dict | None = None) -> tuple[list[str], dict[str, int], dict]:
+    """Write the publication `dest`: from the previous publication `base` (a manifest) and the
+    rows changed since, or whole. Returns (tables, rows, increments) - increments say, per
+    incremental mart, its watermark and what changed (`months` None: written whole)."""
     tmp = dest.with_name(f".{dest.name}.tmp")
     tmp.unlink(missing_ok=True)
-    # written in a storage format that DuckDB >= 1.1 reads: BI tools bundle older DuckDB drivers
-    con = duckdb.connect(str(tmp), config={"storage_compatibility_version": PUBLISHED_STORAGE_VERSION})
+    if base is not None:
+        shutil.copyfile(_db_path(settings, base["run_id"]), tmp)
+        con = duckdb.connect(str(tmp))  # keeps the base's storage format
+    else:
+        # written in a storage format that DuckDB >= 1.1 reads: BI tools bundle older DuckDB drivers
+        con = duckdb.connect(str(tmp), config={"storage_compatibility_version": PUBLISHED_STORAGE_VERSION})
+    increments: dict[str, dict] = {}
     try:
+        this = con.execute("select current_database()").fetchone()[0]
         con.execute(f"attach '{source}' as work (read_only)")
         tables = mart_tables(con, "work")
         if not tables:
             raise RuntimeError(f"no marts in {source}: nothing to publish")
-        con.execute(f"create schema {MARTS_SCHEMA}")
+        con.execute(f"create schema if not exists {MARTS_SCHEMA}")
+        existing = set(mart_tables(con, this))
         rows = {}
         for t in tables:
-            con.execute(f"create table {MARTS_SCHEMA}.{t} as select * from work.{MARTS_SCHEMA}.{t}")
-            rows[t] = con.execute(f"select count(*) from {MARTS_SCHEMA}.{t}").fetchone()[0]
-        con.execute("create schema meta")
-        con.execute("create table meta.publication as select ? as run_id, ?::timestamptz as published_at, "
+            rows[t] = con.execute(f"select count(*) from work.{MARTS_SCHEMA}.{t}").fetchone()[0]
+            spec = INCREMENTAL_MARTS.get(t)
+            since = ((base or {}).get("increments") or {}).get(t, {}).get("watermark")
+            changed = None
+            if (spec and since and t in existing
+                    and _columns(con, this, t) == _columns(con, "work", t)):
+                changed = _apply_increment(con, t, spec, since, rows[t])
+            if changed is None:
+                con.execute(f"create or replace table {MARTS_SCHEMA}.{t} as select * from work.{MARTS_SCHEMA}.{t}")
+            if spec:
+                watermark = con.execute(f"select max({spec.written_at}) from {MARTS_SCHEMA}.{t}").fetchone()[0]
+                increments[t] = {"watermark": watermark.isoformat() if watermark else None,
+                                 "rows_applied": changed["rows"] if changed else rows[t],
+                                 "months": changed["months"] if changed else None}
+            published = con.execute(f"select count(*) from {MARTS_SCHEMA}.{t}").fetchone()[0]
+            if published != rows[t]:
+                raise PublishCheckFailed(f"publication check: {MARTS_SCHEMA}.{t} would hold {published} rows, "
+                                         f"the working marts hold {rows[t]}; nothing published")
+        for t in sorted(existing - set(tables)):
+            con.execute(f"drop table {MARTS_SCHEMA}.{t}")
+        con.execute("create schema if not exists meta")
+        con.execute("create or replace table meta.publication as select ? as run_id, ?::timestamptz as published_at, "
                     "?::date as as_of_date", [run_id, published_at, as_of])
         con.execute("detach work")
         con.execute("checkpoint")
-    finally:
+    except BaseException:
         con.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    con.close()
     _fsync(tmp)
     os.replace(tmp, dest)
-    return tables, rows
+    return tables, rows, increments
 
 
-def _write_exports(db: Path, dest: Path, tables: list[str], run_id: str, as_of: dt.date) -> None:
+def _link_or_copy(src: Path, dest: Path) -> None:
+    """Export files are never modified once written: one file can belong to several publications."""
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copyfile(src, dest)
+
+
+def _write_exports(db: Path, dest: Path, tables: list[str], run_id: str, as_of: dt.date,
+                   base_exports: Path | None = None, increments: dict | None = None) -> None:
+    """Parquet exports: `<mart>.parquet`, and for an incremental mart a folder with one file per
+    month (`fct_order_line/order_month=2024-12/data_0.parquet`, Hive layout); the months an
+    increment did not change are linked from `base_exports`."""
     tmp = dest.with_name(f".{dest.name}.tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
+    increments = increments or {}
     con = duckdb.connect(str(db), read_only=True)
     try:
         for t in tables:
-            out = tmp / f"{t}.parquet"
-            con.execute(f"copy {MARTS_SCHEMA}.{t} to '{out}' (format parquet, compression zstd)")
-            _fsync(out)
+            spec = INCREMENTAL_MARTS.get(t)
+            if spec is None:
+                out = tmp / f"{t}.parquet"
+                con.execute(f"copy {MARTS_SCHEMA}.{t} to '{out}' (format parquet, compression zstd)")
+                _fsync(out)
+                continue
+            folder = tmp / t
+            changed = (increments.get(t) or {}).get("months")
+            previous = base_exports / t if base_exports is not None else None
+            if changed is None or previous is None or not previous.is_dir():
+                con.execute(f"copy (select *, {_month_expr(spec.month_of)} as order_month from {MARTS_SCHEMA}.{t}) "
+                            f"to '{folder}' (format parquet, compression zstd, partition_by (order_month))")
+            else:
+                folder.mkdir()
+                for part in previous.iterdir():
+                    month = part.name.split("=", 1)[-1]
+                    if part.is_dir() and month not in changed:
+                        (folder / part.name).mkdir()
+                        for f in part.iterdir():
+                            _link_or_copy(f, folder / part.name / f.name)
+                for month in changed:
+                    if month == UNKNOWN_MONTH:
+                        where = f"{spec.month_of} is null"
+                    else:
+                        where = (f"{spec.month_of} >= date '{month}-01' "
+                                 f"and {spec.month_of} < date '{month}-01' + interval 1 month")
+                    if not con.execute(f"select count(*) from {MARTS_SCHEMA}.{t} where {where}").fetchone()[0]:
+                        continue
+                    (folder / f"order_month={month}").mkdir()
+                    out = folder / f"order_month={month}" / "data_0.parquet"
+                    con.execute(f"copy (select * from {MARTS_SCHEMA}.{t} where {where}) to '{out}' "
+                                f"(format parquet, compression zstd)")
+            for f in folder.rglob("*.parquet"):
+                _fsync(f)
     finally:
         con.close()
     (tmp / EXPORTS_MANIFEST).write_text(json.dumps({"run_id": run_id, "as_of_date": as_of.isoformat(),
@@ -332,9 +512,11 @@ def publish(settings: Settings, run_id: str, as_of: dt.date, source: Path | None
     published_at = _now()
     archive, exports = _db_path(settings, run_id), _exports_path(settings, run_id)
 
-    # 1. write: a complete publication that nobody reads yet
-    tables, rows = _write_database(settings, source, archive, run_id, as_of, published_at)
-    _write_exports(archive, exports, tables, run_id, as_of)
+    # 1. write: a complete publication that nobody reads yet (from the previous one when it can)
+    base = _base_for_increments(settings, source)
+    tables, rows, increments = _write_database(settings, source, archive, run_id, as_of, published_at, base)
+    base_exports = _exports_path(settings, base["run_id"]) if base else None
+    _write_exports(archive, exports, tables, run_id, as_of, base_exports, increments)
     _fsync(settings.publications_dir)
     # 2. beside the published file
     tmp = _copy_beside(archive, settings.published_db, run_id)
@@ -347,7 +529,8 @@ def publish(settings: Settings, run_id: str, as_of: dt.date, source: Path | None
     _fsync(settings.warehouse)
     swap_seconds = time.perf_counter() - swap_started
     # 4. bookkeeping
-    _write_manifest(settings, run_id, as_of, published_at, tables, rows, watermark)
+    _write_manifest(settings, run_id, as_of, published_at, tables, rows, watermark, increments,
+                    base["run_id"] if base else None, base.get("generation", 0) + 1 if base else 0)
     _append_history(settings, {"event": "published", "run_id": run_id, "as_of_date": as_of.isoformat()})
     prune(settings)
     return Publication(settings.published_db, tables, rows, published_at, run_id, as_of, archive, exports,
@@ -355,7 +538,8 @@ def publish(settings: Settings, run_id: str, as_of: dt.date, source: Path | None
 
 
 def _write_manifest(settings: Settings, run_id: str, as_of: dt.date | str | None, published_at, tables, rows,
-                    watermark: str | None) -> None:
+                    watermark: str | None, increments: dict | None = None, built_from: str | None = None,
+                    generation: int = 0) -> None:
     archive = _db_path(settings, run_id)
     _write_json_atomic(_manifest_path(settings, run_id), {
         "run_id": run_id,
@@ -365,6 +549,10 @@ def _write_manifest(settings: Settings, run_id: str, as_of: dt.date | str | None
         "tables": tables,
         "rows": rows,
         "raw_watermark": watermark,
+        # the incremental marts' watermarks: the next publication applies only rows written after them
+        "increments": increments or {},
+        "built_from": built_from,      # the publication whose file this one started from (None: written whole)
+        "generation": generation,      # publications in a row built from the previous one
         "sha256": file_sha256(archive),
         "bytes": archive.stat().st_size,
     })
@@ -399,7 +587,7 @@ def recover(settings: Settings) -> list[str]:
         meta = read_publication_meta(_db_path(settings, current)) or {}
         tables = []
         if _exports_path(settings, current).exists():
-            tables = sorted(p.stem for p in _exports_path(settings, current).glob("*.parquet"))
+            tables = sorted(p.stem for p in _exports_path(settings, current).iterdir() if p.suffix == ".parquet" or p.is_dir())
         _write_manifest(settings, current, meta.get("as_of_date"), meta.get("published_at"), tables, {}, None)
         _append_history(settings, {"event": "published", "run_id": current, "as_of_date": str(meta.get("as_of_date")),
                                    "note": "completed by recovery after an interrupted publish"})

@@ -331,3 +331,154 @@ def test_published_file_is_readable_by_older_duckdb_drivers(tmp_path):
     finally:
         con.close()
     assert version == "v1.0.0+"  # a default DuckDB 2.0 file says 'v2.0.0+', which 1.x drivers refuse
+
+
+# ------------------------------------------------------------------ built from the previous publication
+
+def make_order_lines(settings, rows: list[tuple], *, replace: bool = False) -> None:
+    """marts.fct_order_line in the working database as dbt's incremental model leaves it: rows
+    (order_id, line_no, order_date, qty) are (re)written by key with a newer dbt_loaded_at."""
+    settings.work_dir.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(settings.work_db))
+    try:
+        con.execute("create schema if not exists marts")
+        con.execute("create table if not exists marts.fct_order_line (order_id varchar, line_no bigint, "
+                    "order_date date, qty bigint, dbt_loaded_at timestamptz)")
+        con.execute("create or replace table marts.small as select 1 as x")
+        if replace:
+            con.execute("delete from marts.fct_order_line")
+        loaded_at = con.execute("select now()").fetchone()[0]
+        con.execute("create temp table night (order_id varchar, line_no bigint, order_date date, qty bigint)")
+        con.executemany("insert into night values (?, ?, ?, ?)", rows)
+        con.execute("delete from marts.fct_order_line t using night n where t.order_id = n.order_id "
+                    "and t.line_no = n.line_no")
+        con.execute("insert into marts.fct_order_line select *, ?::timestamptz from night", [loaded_at])
+    finally:
+        con.close()
+    time.sleep(0.01)  # the next night's rows are written later
+
+
+def history_of_lines(n: int, months: int = 6) -> list[tuple]:
+    return [(f"o{i}", 1, dt.date(2024, 1 + i % months, 1 + i % 28), i) for i in range(n)]
+
+
+def assert_published_equals_work(settings) -> None:
+    con = duckdb.connect(str(settings.published_db), read_only=True)
+    try:
+        con.execute(f"attach '{settings.work_db}' as work (read_only)")
+        for a, b in (("marts.fct_order_line", "work.marts.fct_order_line"),
+                     ("work.marts.fct_order_line", "marts.fct_order_line")):
+            assert con.execute(f"select count(*) from (select * from {a} except all select * from {b})").fetchone()[0] == 0
+        exported = con.execute(
+            f"select order_id, line_no, order_date, qty, dbt_loaded_at from read_parquet("
+            f"'{settings.exports_dir}/fct_order_line/*/*.parquet', hive_partitioning = true) "
+            f"except all select * from marts.fct_order_line").fetchall()
+        assert exported == []
+        assert con.execute(f"select count(*) from read_parquet('{settings.exports_dir}/fct_order_line/*/*.parquet')"
+                           ).fetchone()[0] == con.execute("select count(*) from marts.fct_order_line").fetchone()[0]
+    finally:
+        con.close()
+
+
+def export_file(settings, run_id: str, month: str) -> Path:
+    return settings.publications_dir / f"{run_id}.exports" / "fct_order_line" / f"order_month={month}" / "data_0.parquet"
+
+
+def manifest(settings, run_id: str) -> dict:
+    return json.loads((settings.publications_dir / f"{run_id}.json").read_text())
+
+
+def test_a_night_is_published_from_the_previous_publication_and_its_changed_rows(settings):
+    make_order_lines(settings, history_of_lines(3000))
+    publishing.publish(settings, "run-1", AS_OF)
+    first = manifest(settings, "run-1")
+    assert first["built_from"] is None and first["increments"]["fct_order_line"]["months"] is None
+    assert sorted(p.name for p in (settings.exports_dir / "fct_order_line").iterdir()) == [
+        f"order_month=2024-0{m}" for m in range(1, 7)]
+    assert_published_equals_work(settings)
+
+    # the next night: new lines of a new month, a line re-sent, a line whose date moved to another month
+    make_order_lines(settings, [("new1", 1, dt.date(2024, 7, 2), 5), ("new2", 1, dt.date(2024, 7, 3), 6),
+                                ("o1", 1, dt.date(2024, 2, 2), 99), ("o2", 1, dt.date(2024, 5, 9), 7)])
+    publishing.publish(settings, "run-2", AS_OF)
+    second = manifest(settings, "run-2")
+    assert second["built_from"] == "run-1" and second["generation"] == 1
+    # o2 moved from March to May: both months are rewritten, with February (o1) and July (new)
+    assert second["increments"]["fct_order_line"]["months"] == ["2024-02", "2024-03", "2024-05", "2024-07"]
+    assert second["increments"]["fct_order_line"]["rows_applied"] == 4
+    assert_published_equals_work(settings)
+    # unchanged months are the previous export's files (hard links), changed ones new files
+    for month in ("2024-01", "2024-04", "2024-06"):
+        assert export_file(settings, "run-2", month).stat().st_ino == export_file(settings, "run-1", month).stat().st_ino
+    for month in ("2024-02", "2024-03", "2024-05"):
+        assert export_file(settings, "run-2", month).stat().st_ino != export_file(settings, "run-1", month).stat().st_ino
+    # still in the storage format older DuckDB drivers read (test_published_file_is_readable_by_older_duckdb_drivers)
+    con = duckdb.connect(str(settings.published_db), read_only=True)
+    assert con.execute("select tags['storage_version'] from duckdb_databases() where database_name = 'ocop'"
+                       ).fetchone()[0] == "v1.0.0+"
+    con.close()
+    # the previous publication is untouched and can still be rolled back to
+    con = duckdb.connect(str(settings.publications_dir / "run-1.duckdb"), read_only=True)
+    assert con.execute("select count(*), sum(qty) from marts.fct_order_line").fetchone() == (3000, sum(range(3000)))
+    con.close()
+    assert publishing.rollback(settings)["run_id"] == "run-1"
+
+
+def test_after_a_rollback_the_next_night_builds_on_the_publication_in_use(settings):
+    make_order_lines(settings, history_of_lines(500))
+    publishing.publish(settings, "run-1", AS_OF)
+    make_order_lines(settings, [("a", 1, dt.date(2024, 8, 1), 1)])
+    publishing.publish(settings, "run-2", AS_OF)
+    publishing.rollback(settings)
+    make_order_lines(settings, [("b", 1, dt.date(2024, 9, 1), 2), ("o3", 1, dt.date(2024, 4, 4), 3)])
+    publishing.publish(settings, "run-3", AS_OF)
+    assert manifest(settings, "run-3")["built_from"] == "run-1"
+    assert manifest(settings, "run-3")["increments"]["fct_order_line"]["months"] == ["2024-04", "2024-08", "2024-09"]
+    assert_published_equals_work(settings)
+
+
+def test_a_full_refresh_and_every_nth_publication_are_written_whole(settings, monkeypatch):
+    make_order_lines(settings, history_of_lines(400))
+    publishing.publish(settings, "run-1", AS_OF)
+    make_order_lines(settings, history_of_lines(400), replace=True)  # dbt --full-refresh: every row rewritten
+    publishing.publish(settings, "run-2", AS_OF)
+    assert manifest(settings, "run-2")["increments"]["fct_order_line"]["months"] is None
+    assert_published_equals_work(settings)
+    monkeypatch.setattr(publishing, "REWRITE_EVERY", 2)
+    make_order_lines(settings, [("c", 1, dt.date(2024, 1, 1), 1)])
+    publishing.publish(settings, "run-3", AS_OF)   # generation 1 -> 2 would reach REWRITE_EVERY
+    assert manifest(settings, "run-3")["built_from"] is None and manifest(settings, "run-3")["generation"] == 0
+    assert_published_equals_work(settings)
+
+
+def test_a_publication_that_would_not_match_the_working_marts_is_not_published(settings):
+    make_order_lines(settings, history_of_lines(300))
+    publishing.publish(settings, "run-1", AS_OF)
+    before = settings.published_db.read_bytes()
+    con = duckdb.connect(str(settings.work_db))
+    con.execute("delete from marts.fct_order_line where order_id = 'o7'")  # gone without being rewritten
+    con.close()
+    with pytest.raises(publishing.PublishCheckFailed, match="299"):
+        publishing.publish(settings, "run-2", AS_OF)
+    assert settings.published_db.read_bytes() == before and exports_run(settings) == "run-1"
+    assert not any(settings.publications_dir.glob("*run-2*"))
+
+
+def test_the_gate_is_told_which_rows_the_publication_takes_from_the_working_marts(settings):
+    make_order_lines(settings, history_of_lines(400))
+    work = lambda: duckdb.connect(str(settings.work_db), read_only=True)  # noqa: E731
+    con = work()
+    assert publishing.incremental_since(settings, "fct_order_line", con) is None  # nothing published: all rows
+    con.close()
+    publishing.publish(settings, "run-1", AS_OF)
+    make_order_lines(settings, [("n", 1, dt.date(2024, 9, 9), 1)])
+    con = work()
+    since = publishing.incremental_since(settings, "fct_order_line", con)
+    assert since == manifest(settings, "run-1")["increments"]["fct_order_line"]["watermark"]
+    assert con.execute("select count(*) from marts.fct_order_line where dbt_loaded_at > ?::timestamptz",
+                       [since]).fetchone()[0] == 1
+    con.close()
+    make_order_lines(settings, history_of_lines(400), replace=True)  # a full refresh: copied whole
+    con = work()
+    assert publishing.incremental_since(settings, "fct_order_line", con) is None
+    con.close()

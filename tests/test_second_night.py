@@ -101,6 +101,29 @@ def test_marts_gate_names_the_failing_expectation(demo_night, tmp_path):
     assert any("kpi_province_stars_sum" in f for f in result.failures), result.failures
 
 
+def test_marts_gate_checks_the_order_lines_the_publication_takes(demo_night, tmp_path):
+    """With `since`, the gate's pass over fct_order_line reads the rows written after it (what a
+    publication built from the previous one takes); without, every row."""
+    from flows import gate, publish as publishing
+
+    settings, _ = demo_night
+    work = tmp_path / "work.duckdb"
+    shutil.copyfile(settings.work_db, work)
+    con = duckdb.connect(str(work))
+    since = publishing.incremental_since(settings, "fct_order_line", con)
+    assert since is not None  # the demo night's publication records its watermark
+    # a bad line dbt wrote before the publication (not taken tonight), then one written after it
+    con.execute("insert into marts.fct_order_line by name select * replace ('OLD-BAD' as order_id, -5 as qty) "
+                "from marts.fct_order_line limit 1")
+    assert gate.validate_marts(settings, con, since).success
+    assert not gate.validate_marts(settings, con, None).success
+    con.execute("insert into marts.fct_order_line by name select * replace ('NEW-BAD' as order_id, -5 as qty, "
+                "now() as dbt_loaded_at) from marts.fct_order_line limit 1")
+    result = gate.validate_marts(settings, con, since)
+    con.close()
+    assert not result.success and any("fct_order_line" in f for f in result.failures), result.failures
+
+
 def test_platform_api_refusing_the_token_does_not_stop_the_districts_night(night_copy, monkeypatch, capsys):
     from flows.platform_server import PlatformServer
 
