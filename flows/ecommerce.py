@@ -149,7 +149,7 @@ class _StoredRows:
     def is_newer(self, table: str, keys: pa.Table) -> pa.Array:
         """Mask of incoming rows whose updated_at is newer than the stored version (or new)."""
         if not self.has(table) or keys.num_rows == 0:
-            return pa.array([True] * keys.num_rows)
+            return pa.repeat(pa.scalar(True), keys.num_rows)
         spec = LISTINGS if table == LISTINGS_TABLE else ORDER_LINES
         incoming = keys.append_column("_i", pa.array(range(keys.num_rows), pa.int64()))
         self._con.register("_ecommerce_incoming", incoming)

@@ -361,3 +361,36 @@ def test_database_is_released_after_the_load(tmp_path, catalogue, lines):
         mp.undo()
     con = duckdb.connect(str(s.work_db), read_only=True)
     con.close()
+
+
+def test_text_cleaning_shortcuts_match_the_plain_functions():
+    """_clean_text skips trimming and _lower skips lowering when they cannot change anything; on
+    edge cases (ASCII and Unicode spaces, empty, nulls, sliced arrays) the result is the same as
+    the plain pyarrow functions'."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from flows.sources.ecommerce import _clean_text, _lower, _to_ts
+
+    values = ["abc", " abc", "abc ", "\tabc", "abc\n", "a b", "", None, "\u00a0abc", "abc\u3000", "Hà Nội",
+              "ABC", "Completed", "x\x1f", "\x7fx", "ế", "a\u2003", "z"]
+
+    def plain(arr):
+        arr = pc.utf8_trim_whitespace(arr)
+        arr = pc.utf8_normalize(arr, "NFC") if not pc.all(pc.string_is_ascii(arr)).as_py() else arr
+        return pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+
+    for i in range(len(values)):
+        for arr in (pa.array(values[i:i + 1], pa.string()), pa.array(values[:i + 1], pa.string()),
+                    pa.array(values, pa.string()).slice(i), pa.array(["ok", values[i], "ok"], pa.string())):
+            assert _clean_text(arr).to_pylist() == plain(arr).to_pylist()
+            assert _lower(arr).to_pylist() == pc.utf8_lower(arr).to_pylist()
+    assert _clean_text(pa.array(["abc", "def"], pa.string())).to_pylist() == ["abc", "def"]
+    assert _clean_text(pa.nulls(3, pa.string())).to_pylist() == [None] * 3
+
+    # timestamps: the direct cast only takes values with nothing to clean; the others as before
+    invalid: dict = {}
+    ts = _to_ts(pa.array(["2024-12-01T08:00:00+07:00", " 2024-12-01T08:00:00+07:00", "2024-12-01T08:00:00", "", None]),
+                "updated_at", invalid)
+    assert [v.isoformat() if v else v for v in ts.to_pylist()] == ["2024-12-01T01:00:00+00:00"] * 3 + [None, None]
+    assert invalid == {}

@@ -718,12 +718,63 @@ def _csv_chunks(fh: BinaryIO, spec: FeedSpec, batch_size: int) -> Iterator[_Chun
 _OFFSET_RE = r"(?i)(z|[+-]\d{2}:?\d{2})$"
 
 
+# bytes after which utf8_trim_whitespace might change a value that starts or ends with them: ASCII
+# controls and the space, and every byte of a multi-byte character (some are Unicode spaces)
+_EDGE_BYTES = np.zeros(256, dtype=bool)
+_EDGE_BYTES[:33] = True
+_EDGE_BYTES[127:] = True
+_UPPER_BYTES = np.zeros(256, dtype=bool)  # what utf8_lower might change: A-Z and non-ASCII
+_UPPER_BYTES[ord("A"):ord("Z") + 1] = True
+_UPPER_BYTES[128:] = True
+
+
+def _string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
+    """(offsets, data) of a string array as numpy views, None when not a plain string array."""
+    if arr.type != pa.string():
+        return None
+    bufs = arr.buffers()
+    offsets = np.frombuffer(bufs[1], dtype=np.int32)[arr.offset:arr.offset + len(arr) + 1]
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(1, np.uint8)
+    return offsets, data
+
+
+def _may_need_trim(arr: pa.Array) -> bool:
+    """False when trimming whitespace cannot change any value: no value is empty, or starts or
+    ends with a byte of _EDGE_BYTES (checked on the first and last byte of each value)."""
+    if arr.null_count == len(arr):
+        return False
+    buffers = _string_buffers(arr)
+    if buffers is None:
+        return True
+    offsets, data = buffers
+    starts, ends = offsets[:-1], offsets[1:]
+    if arr.null_count:
+        valid = pc.is_valid(arr).to_numpy(zero_copy_only=False)
+        starts, ends = starts[valid], ends[valid]
+    if (ends <= starts).any():
+        return True
+    return bool(_EDGE_BYTES[data[starts]].any() or _EDGE_BYTES[data[ends - 1]].any())
+
+
+def _lower(arr: pa.Array) -> pa.Array:
+    """utf8_lower, skipped when the text holds no A-Z and no non-ASCII byte (nothing to lower)."""
+    buffers = _string_buffers(arr)
+    if buffers is not None:
+        offsets, data = buffers
+        if len(offsets) < 2 or not _UPPER_BYTES[data[offsets[0]:offsets[-1]]].any():
+            return arr
+    return pc.utf8_lower(arr)
+
+
 def _clean_text(arr: pa.Array) -> pa.Array:
     if not pa.types.is_string(arr.type):
         arr = pc.cast(arr, pa.string())
-    arr = pc.utf8_trim_whitespace(arr)
+    if _may_need_trim(arr):
+        arr = pc.utf8_trim_whitespace(arr)
     if not pc.all(pc.string_is_ascii(arr)).as_py():
         arr = _nfc(arr)
+    if pc.min(pc.binary_length(arr)).as_py() != 0:  # no empty text (or all null): nothing to null
+        return arr
     return pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
 
 
@@ -757,6 +808,11 @@ def _to_int(arr: pa.Array, name: str, invalid: dict[int, str]) -> pa.Array:
 def _to_ts(arr: pa.Array, name: str, invalid: dict[int, str]) -> pa.Array:
     if pa.types.is_timestamp(arr.type):
         return pc.cast(arr, TS_TYPE)
+    if pa.types.is_string(arr.type):
+        try:  # the platform's form, as sent: the cast fails on anything to clean (blanks, empty, naive)
+            return pc.cast(arr, TS_TYPE)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
     arr = _clean_text(arr)
     try:  # the platform's form: ISO 8601 with an offset ('...+07:00' or 'Z'); naive text fails here
         return pc.cast(arr, TS_TYPE)
@@ -815,7 +871,7 @@ def _validate(spec: FeedSpec, chunk: _Chunk, source: str, loaded_at: dt.datetime
         else:
             arr = _clean_text(arr)
             if f == "status":
-                arr = pc.utf8_lower(arr)
+                arr = _lower(arr)
         cols[f] = arr
 
     # one reason per row, the first that applies
@@ -900,7 +956,7 @@ def _sku_warnings(table: pa.Table, known_skus: set[str], raw_at: Callable[[int],
     unknown = pc.invert(pc.fill_null(pc.is_in(table["sku"], value_set=known), False))
     if not pc.any(unknown).as_py():
         return []
-    bad = table.filter(unknown).select(["order_id", "line_no", "sku", "source_line", "_row"]).to_pylist()
+    bad = table.select(["order_id", "line_no", "sku", "source_line", "_row"]).filter(unknown).to_pylist()
     return [
         _Reject(
             r["source_line"], raw_at(r["_row"]), UNKNOWN_SKU,
