@@ -179,13 +179,12 @@ def ingest(args: dict) -> dict:
 
 def night(args: dict) -> dict:
     times: dict[str, float] = {}
-    from flows import prefect_api
+    from flows.cli import run_night, start_prefect
     from flows.config import load_settings
 
     settings = load_settings(args["inbox"], args["warehouse"])
-    # as `ocop run` does: Prefect's local server boots while the flow's modules import
-    api = prefect_api.start_local_api(settings.work_dir / "prefect-server.log")
-    import flows.nightly as nightly_module  # noqa: F401 - imports the modules the flow uses
+    api = start_prefect(settings)  # as `ocop run`: before the flow's modules are imported
+    import flows.nightly  # noqa: F401 - the modules the flow uses, to instrument them
 
     instrumented = _instrument(times)
     t_import = time.perf_counter() - T_START
@@ -195,10 +194,8 @@ def night(args: dict) -> dict:
     summary: dict = {}
     flow_s = None  # the flow's seconds, without stopping the local server afterwards (that is shutdown)
     try:
-        with prefect_api.using(api):
-            summary = nightly_module.nightly(inbox=args["inbox"], warehouse=args["warehouse"],
-                                             as_of=dt.date.fromisoformat(args["as_of"]))
-            flow_s = time.perf_counter() - t0
+        summary = run_night(settings, dt.date.fromisoformat(args["as_of"]), api)
+        flow_s = time.perf_counter() - t0
     except BaseException as exc:  # noqa: BLE001 - reported in the result
         error = f"{type(exc).__name__}: {exc}"
         traceback.print_exc()
@@ -227,4 +224,9 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    if sys.argv[1] == "night":
+        from flows.cli import exit_fast
+
+        exit_fast(code)  # as the `ocop` command ends
+    sys.exit(code)

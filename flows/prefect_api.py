@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 log = logging.getLogger(__name__)
 
@@ -124,13 +124,20 @@ def _drain_prefect_workers() -> None:
 
 
 @contextlib.contextmanager
-def using(api: LocalApi | None) -> Iterator[str | None]:
+def using(api: LocalApi | None, meanwhile: Callable[[], None] | None = None) -> Iterator[str | None]:
     """Run the block against `api` (waiting for it to be up), then stop it. With None, or a server
-    that did not come up, the block runs with Prefect's own behaviour (its temporary server)."""
+    that did not come up, the block runs with Prefect's own behaviour (its temporary server).
+
+    `meanwhile` runs while the server boots (e.g. importing what the block will need anyway)."""
     if api is None:
         yield None
         return
     try:
+        if meanwhile is not None:
+            try:
+                meanwhile()
+            except Exception as exc:  # noqa: BLE001 - whatever it prepares is done again where it is needed
+                log.warning("while the local Prefect server started: %s: %s", type(exc).__name__, exc)
         if not api.wait_until_up():
             log.warning("the local Prefect server did not start (see %s); Prefect will start its temporary one",
                         api.log_file or "its output")
