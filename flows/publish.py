@@ -469,6 +469,7 @@ def _write_exports(db: Path, dest: Path, tables: list[str], run_id: str, as_of: 
             if changed is None or previous is None or not previous.is_dir():
                 con.execute(f"copy (select *, {_month_expr(spec.month_of)} as order_month from {MARTS_SCHEMA}.{t}) "
                             f"to '{folder}' (format parquet, compression zstd, partition_by (order_month))")
+                folder.mkdir(exist_ok=True)  # no rows: an empty folder all the same
             else:
                 folder.mkdir()
                 for part in previous.iterdir():
