@@ -394,3 +394,18 @@ def test_text_cleaning_shortcuts_match_the_plain_functions():
                 "updated_at", invalid)
     assert [v.isoformat() if v else v for v in ts.to_pylist()] == ["2024-12-01T01:00:00+00:00"] * 3 + [None, None]
     assert invalid == {}
+
+
+def test_nfc_of_repeated_values():
+    """_nfc normalises through the distinct values; text already in NFC comes back unchanged."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from flows.sources.ecommerce import _nfc
+
+    composed = pc.utf8_normalize(pa.array(["Hà Nội"]), "NFC")[0].as_py()
+    decomposed = pc.utf8_normalize(pa.array(["Hà Nội"]), "NFD")[0].as_py()
+    assert composed != decomposed
+    for values in ([composed] * 20 + [None, "Huế"] * 5, [decomposed] * 20 + [None, composed] * 5, [None] * 8):
+        arr = pa.array(values, pa.string())
+        assert _nfc(arr).to_pylist() == pc.utf8_normalize(arr, "NFC").to_pylist()

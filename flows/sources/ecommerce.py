@@ -784,7 +784,10 @@ def _nfc(arr: pa.Array) -> pa.Array:
     encoded = pc.dictionary_encode(arr)
     if len(encoded.dictionary) * 4 > len(arr):
         return pc.utf8_normalize(arr, "NFC")
-    return pc.take(pc.utf8_normalize(encoded.dictionary, "NFC"), encoded.indices)
+    normalized = pc.utf8_normalize(encoded.dictionary, "NFC")
+    if normalized.equals(encoded.dictionary):
+        return arr  # already NFC (the usual case): nothing to put back
+    return pc.take(normalized, encoded.indices)
 
 
 def _to_int(arr: pa.Array, name: str, invalid: dict[int, str]) -> pa.Array:
