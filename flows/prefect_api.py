@@ -48,8 +48,6 @@ class LocalApi:
 
     def start(self) -> "LocalApi":
         """Start the server process; returns at once (the process boots in the background)."""
-        from prefect.settings import get_current_settings
-
         self.port = _free_port()
         prefect_cli = Path(sys.executable).with_name("prefect")
         command = [str(prefect_cli)] if prefect_cli.exists() else [sys.executable, "-m", "prefect"]
@@ -57,14 +55,17 @@ class LocalApi:
         if self.log_file is not None:
             self.log_file.parent.mkdir(parents=True, exist_ok=True)
             self._log_fh = open(self.log_file, "ab")
+        env = dict(os.environ)  # the server reads the same environment and profiles as this process
+        if "prefect.settings" in sys.modules:  # and settings this process changed since (e.g. a test harness)
+            from prefect.settings import get_current_settings
+
+            env.update(get_current_settings().to_environment_variables(exclude_unset=True))
+        # the services Prefect's temporary server runs (task run recorder, event persister, ...), not
+        # the scheduler and the other services of a long-lived server
+        env.update({"PREFECT__SERVER_EPHEMERAL": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"})
         self.process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=self._log_fh or subprocess.DEVNULL,
-            stderr=self._log_fh or subprocess.DEVNULL,
-            # the run's own Prefect settings (home, database, analytics off, ...) go to the server
-            env={**os.environ, **get_current_settings().to_environment_variables(exclude_unset=True),
-                 # the services Prefect's temporary server runs (task run recorder, event persister, ...),
-                 # not the scheduler and the other services of a long-lived server
-                 "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"},
+            stderr=self._log_fh or subprocess.DEVNULL, env=env,
             start_new_session=True)  # a Ctrl-C in the terminal stops the run, which then stops its server
         return self
 
@@ -98,17 +99,28 @@ class LocalApi:
             self._log_fh = None
 
 
-def start_local_api(log_file: Path | None = None) -> LocalApi | None:
-    """Start Prefect's local server now, unless an API is configured (then None)."""
+def _configured_api_url() -> str | None:
     from prefect.settings import get_current_settings
 
-    if get_current_settings().api.url:
+    return get_current_settings().api.url
+
+
+def start_local_api(log_file: Path | None = None) -> LocalApi | None:
+    """Start Prefect's local server now, unless an API is configured (then None).
+
+    In a fresh process the server is started before Prefect is even imported (~0.9 s), then
+    stopped again if Prefect's settings (a profile, prefect.toml) name an API after all."""
+    if os.environ.get("PREFECT_API_URL") or ("prefect.settings" in sys.modules and _configured_api_url()):
         return None
     try:
-        return LocalApi(log_file).start()
+        api = LocalApi(log_file).start()
     except OSError as exc:  # cannot start it: Prefect starts its own temporary server when the flow is called
         log.warning("could not start the local Prefect server (%s); Prefect will start its temporary one", exc)
         return None
+    if _configured_api_url():
+        api.stop()
+        return None
+    return api
 
 
 def _drain_prefect_workers() -> None:
