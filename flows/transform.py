@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 from flows.config import DBT_PROJECT_DIR, Settings
 
+REFERENCE_SCHEMA = "reference"  # where dbt_project.yml puts the seeds
+
 
 class DbtFailed(RuntimeError):
     pass
@@ -50,12 +52,50 @@ def run_dbt(settings: Settings, args: list[str], as_of: dt.date | None = None,
     return DbtOutcome(bool(result.success), nodes, failures)
 
 
+SEEDS_STAMP = "dbt-seeds.fingerprint"
+
+
+def seeds_fingerprint() -> str:
+    """Hash of the seed files and the project file (their column types)."""
+    digest = hashlib.sha256()
+    for path in sorted([*(DBT_PROJECT_DIR / "seeds").glob("*"), DBT_PROJECT_DIR / "dbt_project.yml"]):
+        if path.is_file():
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _seeds_loaded(settings: Settings, fingerprint: str) -> bool:
+    """True when the working database holds the seeds of `fingerprint` (loaded by an earlier build)."""
+    import duckdb
+
+    stamp = settings.work_dir / SEEDS_STAMP
+    if not settings.work_db.exists() or not stamp.exists() or stamp.read_text() != fingerprint:
+        return False
+    seeds = {p.stem for p in (DBT_PROJECT_DIR / "seeds").glob("*.csv")}
+    try:
+        con = duckdb.connect(str(settings.work_db), read_only=True)
+    except duckdb.Error:
+        return False
+    try:
+        tables = {r[0] for r in con.execute(
+            "select table_name from duckdb_tables() where schema_name = ?", [REFERENCE_SCHEMA]).fetchall()}
+    finally:
+        con.close()
+    return seeds <= tables
+
+
 def dbt_build(settings: Settings, as_of: dt.date, full_refresh: bool = False) -> DbtOutcome:
-    # dbt unit tests check the SQL, not the night's data: they run in CI (tests/dbt), not every night
+    # dbt unit tests check the SQL, not the night's data: they run in CI (tests/dbt), not every night;
+    # the seeds (reference lists) and their tests only when they changed since they were loaded
     args = ["build", "--exclude-resource-type", "unit_test", *(["--full-refresh"] if full_refresh else [])]
+    fingerprint = seeds_fingerprint()
+    if not full_refresh and _seeds_loaded(settings, fingerprint):
+        args += ["--exclude-resource-type", "seed"]
+    (settings.work_dir / SEEDS_STAMP).unlink(missing_ok=True)  # until this build has loaded them
     outcome = run_dbt(settings, args, as_of)
     if not outcome.success:
         raise DbtFailed("dbt build failed:\n  " + "\n  ".join(outcome.failures or ["(see dbt logs)"]))
+    (settings.work_dir / SEEDS_STAMP).write_text(fingerprint)
     return outcome
 
 

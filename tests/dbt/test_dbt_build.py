@@ -338,3 +338,39 @@ def test_build_without_ecommerce_feed_or_optional_columns(tmp_path):
     row = one(db, "select * from marts.kpi_province_snapshot where as_of_date = ?", [D])
     assert (row["valid_products"], row["owners"], row["products_on_ecommerce"]) == (6, 5, 0)
     assert one(db, "select count(*) as n from marts.fct_order_line")["n"] == 0
+
+
+def test_nightly_build_loads_the_seeds_only_when_they_changed(built, tmp_path, monkeypatch):
+    """flows.transform.dbt_build: the reference seeds (and their tests) are loaded by the first
+    build, skipped while unchanged, loaded again when a seed file changes or their tables are gone."""
+    import datetime as dt
+    import json
+
+    from flows import transform
+    from flows.config import load_settings
+
+    settings = load_settings(tmp_path / "inbox", tmp_path / "warehouse")
+    settings.work_dir.mkdir(parents=True)
+    con = duckdb.connect(str(built["db"]))
+    con.execute("checkpoint")
+    con.close()
+    shutil.copy(built["db"], settings.work_db)
+
+    def seeds_built() -> int:
+        results = json.loads((settings.dbt_target_dir / "run_results.json").read_text())["results"]
+        return sum(r["unique_id"].startswith("seed.") for r in results)
+
+    as_of = dt.date(2024, 12, 20)
+    transform.dbt_build(settings, as_of)
+    assert seeds_built() == 7
+    transform.dbt_build(settings, as_of)
+    assert seeds_built() == 0
+    assert one(settings.work_db, "select count(*) as n from reference.districts")["n"] == 13
+    monkeypatch.setattr(transform, "seeds_fingerprint", lambda: "a seed file changed")
+    transform.dbt_build(settings, as_of)
+    assert seeds_built() == 7
+    con = duckdb.connect(str(settings.work_db))
+    con.execute("drop table reference.owner_types")
+    con.close()
+    transform.dbt_build(settings, as_of)
+    assert seeds_built() == 7
