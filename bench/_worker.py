@@ -179,11 +179,15 @@ def ingest(args: dict) -> dict:
 
 def night(args: dict) -> dict:
     times: dict[str, float] = {}
-    from flows.cli import run_night, start_prefect
+    import flows.cli
     from flows.config import load_settings
 
     settings = load_settings(args["inbox"], args["warehouse"])
-    api = start_prefect(settings)  # as `ocop run`: before the flow's modules are imported
+    if hasattr(flows.cli, "run_night"):
+        api = flows.cli.start_prefect(settings)  # as `ocop run`: before the flow's modules are imported
+        run = functools.partial(flows.cli.run_night, api=api)
+    else:  # an older checkout (--code): the flow called as `ocop run` called it then
+        run = None
     import flows.nightly  # noqa: F401 - the modules the flow uses, to instrument them
 
     instrumented = _instrument(times)
@@ -194,7 +198,9 @@ def night(args: dict) -> dict:
     summary: dict = {}
     flow_s = None  # the flow's seconds, without stopping the local server afterwards (that is shutdown)
     try:
-        summary = run_night(settings, dt.date.fromisoformat(args["as_of"]), api)
+        as_of = dt.date.fromisoformat(args["as_of"])
+        summary = (run(settings, as_of) if run else
+                   flows.nightly.nightly(inbox=args["inbox"], warehouse=args["warehouse"], as_of=as_of))
         flow_s = time.perf_counter() - t0
     except BaseException as exc:  # noqa: BLE001 - reported in the result
         error = f"{type(exc).__name__}: {exc}"
@@ -226,7 +232,8 @@ def main() -> int:
 if __name__ == "__main__":
     code = main()
     if sys.argv[1] == "night":
-        from flows.cli import exit_fast
+        import flows.cli
 
-        exit_fast(code)  # as the `ocop` command ends
+        if hasattr(flows.cli, "exit_fast"):
+            flows.cli.exit_fast(code)  # as the `ocop` command ends
     sys.exit(code)

@@ -90,7 +90,7 @@ def dbt_build(settings: Settings, as_of: dt.date, full_refresh: bool = False) ->
     args = ["build", "--exclude-resource-type", "unit_test", *(["--full-refresh"] if full_refresh else [])]
     fingerprint = seeds_fingerprint()
     if not full_refresh and _seeds_loaded(settings, fingerprint):
-        args += ["--exclude-resource-type", "seed"]
+        args += ["--exclude", "resource_type:seed"]  # as a selector: the seeds' own tests go with them
     (settings.work_dir / SEEDS_STAMP).unlink(missing_ok=True)  # until this build has loaded them
     outcome = run_dbt(settings, args, as_of)
     if not outcome.success:

@@ -358,7 +358,10 @@ def test_nightly_build_loads_the_seeds_only_when_they_changed(built, tmp_path, m
 
     def seeds_built() -> int:
         results = json.loads((settings.dbt_target_dir / "run_results.json").read_text())["results"]
-        return sum(r["unique_id"].startswith("seed.") for r in results)
+        seeds = sum(r["unique_id"].startswith("seed.") for r in results)
+        seed_tests = sum(r["unique_id"].startswith("test.ocop.unique_owner_types_owner_type") for r in results)
+        assert seed_tests == (1 if seeds else 0)  # a seed's own tests run with it, and only then
+        return seeds
 
     as_of = dt.date(2024, 12, 20)
     transform.dbt_build(settings, as_of)
