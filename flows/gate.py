@@ -213,10 +213,11 @@ WHOLE_FILE_RULES = {"unreadable_file", "products_sheet_missing", "district_unres
 # --------------------------------------------------------------------------------------------
 
 # What GX validates for each mart: the marts are small except fct_order_line (one row per order
-# line, millions). For it, DuckDB computes the rules over the whole table in one pass and GX gets a
-# bounded frame: every offending row (up to MART_FRAME_CAP, keys sorted so duplicates stay together)
-# plus a sample of good rows. Same rules, same rule names, same verdict as validating the whole
-# table in pandas, in a fraction of the time and memory.
+# line, millions). For it, DuckDB computes the rules in one pass (over the rows the publication
+# takes, see MART_PRECHECKS) and GX gets a bounded frame: every offending row (up to
+# MART_FRAME_CAP, keys sorted so duplicates stay together) plus a sample of good rows. Same rules,
+# same rule names, same verdict as validating those rows in pandas, in a fraction of the time and
+# memory.
 MART_FRAME_CAP = 10_000
 MART_SAMPLE_ROWS = 1_000
 

@@ -50,7 +50,8 @@
   Data tests of an incremental mart can be limited to the rows the last run wrote:
       config: {where: "__written_by_last_run__"}
   keeps the rows whose dbt_loaded_at is the newest (a night re-tests what it (re)wrote, not the whole
-  history, which earlier nights tested and which the GX marts gate re-checks in full every night).
+  history, which earlier nights tested; the GX marts gate checks every row a publication takes from
+  the working marts, see flows/gate.py).
   Any other `where` works as in dbt.
 -#}
 {% macro duckdb__get_where_subquery(relation) -%}
