@@ -168,14 +168,17 @@ def using(api: LocalApi | None, meanwhile: Callable[[], None] | None = None) -> 
 @contextlib.contextmanager
 def _api_url_for_process(url: str) -> Iterator[None]:
     """PREFECT_API_URL for every thread of this process: Prefect's log and event workers run in
-    threads of their own, which see the process-wide settings, not a `temporary_settings` block."""
+    threads of their own, which see the process-wide settings (set here through the environment),
+    and this thread sees `temporary_settings` (which also wins over settings entered around it)."""
     from prefect.context import refresh_global_settings_context
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     before = os.environ.get("PREFECT_API_URL")
     os.environ["PREFECT_API_URL"] = url
     refresh_global_settings_context()
     try:
-        yield
+        with temporary_settings(updates={PREFECT_API_URL: url}):
+            yield
     finally:
         if before is None:
             os.environ.pop("PREFECT_API_URL", None)
