@@ -52,6 +52,10 @@
   keeps the rows whose dbt_loaded_at is the newest (a night re-tests what it (re)wrote, not the whole
   history, which earlier nights tested; the GX marts gate checks every row a publication takes from
   the working marts, see flows/gate.py).
+  Tests of the staging view of raw order lines can be limited to the lines loaded since the last build:
+      config: {where: "__loaded_since_last_build__"}
+  keeps the rows whose load_id is newer than the newest load fct_order_line has read (all rows before
+  the first build); raw is appended load after load, so DuckDB skips the older row groups.
   Any other `where` works as in dbt.
 -#}
 {% macro duckdb__get_where_subquery(relation) -%}
@@ -59,6 +63,12 @@
     {%- if where == '__written_by_last_run__' -%}
         (select * from {{ relation }}
          where dbt_loaded_at = (select max(dbt_loaded_at) from {{ relation }})) dbt_subquery
+    {%- elif where == '__loaded_since_last_build__' -%}
+        {%- set built = adapter.get_relation(database=relation.database, schema=generate_schema_name('marts', none),
+                                             identifier='fct_order_line') if execute else none -%}
+        {%- set since = ocop_scalar('select max(raw_load_id) from ' ~ built) if built is not none else '' -%}
+        (select * from {{ relation }}
+         {%- if since %} where load_id > {{ ocop_sql_string(since) }}{% endif %}) dbt_subquery
     {%- elif where -%}
         (select * from {{ relation }} where {{ where }}) dbt_subquery
     {%- else -%}

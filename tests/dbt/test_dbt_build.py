@@ -377,3 +377,27 @@ def test_nightly_build_loads_the_seeds_only_when_they_changed(built, tmp_path, m
     con.close()
     transform.dbt_build(settings, as_of)
     assert seeds_built() == 7
+
+
+def test_staging_order_line_tests_read_the_lines_loaded_since_the_last_build(built, tmp_path):
+    """stg_ecommerce__order_lines' tests (where: __loaded_since_last_build__) check the lines of loads
+    newer than the newest one fct_order_line has read, not the whole history of raw."""
+    db = tmp_path / "ocop_work.duckdb"
+    con = duckdb.connect(str(built["db"]))
+    con.execute("checkpoint")
+    con.close()
+    shutil.copy(built["db"], db)
+    con = duckdb.connect(str(db))
+    try:
+        assert con.execute("select max(raw_load_id) from marts.fct_order_line").fetchone()[0] == fx.L2
+        # a bad status in a load the last build already read, and one in a newer load
+        for order_id, load in (("OLD-BAD", "1734600000.000001"), ("NEW-BAD", "1734900000.000001")):
+            fx.upsert_order_line(con, order_id, 1, "2024-12-01 09:00:00+07", "SKU-LS02", 1, 80000, 0, "web",
+                                 "lost", "2024-12-01 09:00:00+07", load_id=load)
+    finally:
+        con.close()
+    res = fx.run_dbt(db, ["test", "--select", "stg_ecommerce__order_lines"], work_dir=tmp_path)
+    by_test = {r.node.name: r for r in res.result.results}
+    status = next(r for name, r in by_test.items() if name.startswith("accepted_values_stg_ecommerce"))
+    assert str(status.status) in ("warn", "TestStatus.Warn") and status.failures == 1  # NEW-BAD only
+    assert all(r.failures == 0 for name, r in by_test.items() if name.startswith("not_null"))
