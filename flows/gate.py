@@ -49,6 +49,21 @@ class Verdict(HasIssues):
         }
 
 
+DOCS_SITE = "ocop_site"
+
+
+def update_data_docs(context, results: list) -> None:
+    """The Data Docs pages of these checkpoint results, and the index, built once (per checkpoint,
+    GX's UpdateDataDocsAction renders the whole index each time). Never fails the gate."""
+    identifiers = [key for result in results for key in result.run_results]
+    if not identifiers:
+        return
+    try:
+        context.build_data_docs(site_names=[DOCS_SITE], resource_identifiers=identifiers)
+    except Exception as exc:  # noqa: BLE001 - the verdicts stand without their pages
+        log.warning("GX Data Docs not updated: %s: %s", type(exc).__name__, exc)
+
+
 def gx_context(settings: Settings):
     # imported here: Great Expectations takes ~2.3 s to import, which a night with nothing to
     # check (nothing new) does not need to pay
@@ -186,14 +201,17 @@ def validate_submissions(settings: Settings, submissions: pd.DataFrame, products
         context = gx_context(settings)
         frame = products_check_frame(products[products["submission_id"].isin(checkable)], periods, claimed,
                                      districts, live_codes, as_of)
-        found = []
+        found, results = [], []
         if not frame.empty:
             result = context.checkpoints.get("district_products").run(batch_parameters={"dataframe": frame})
             found += _issues_from_result(result, frame)
+            results.append(result)
         sp = sales_points[sales_points["submission_id"].isin(checkable)]
         if not sp.empty:
             result = context.checkpoints.get("district_sales_points").run(batch_parameters={"dataframe": sp.copy()})
             found += _issues_from_result(result, sp)
+            results.append(result)
+        update_data_docs(context, results)
         for sid, issue in found:
             known = {(i.row, i.column) for i in verdicts[sid].issues if i.row is not None}
             if issue.level == "error" and (issue.row, issue.column) in known:
@@ -310,11 +328,13 @@ def validate_marts(settings: Settings, con: duckdb.DuckDBPyConnection, since: st
     MART_PRECHECKS and publish.incremental_since); None checks every row."""
     context = gx_context(settings)
     failures: list[str] = []
+    results = []
     for name, sql in MART_QUERIES.items():
         if name in MART_PRECHECKS and _precheck(con, name, since) == 0:
             sql = MART_SAMPLES[name]
         frame = con.execute(sql).df()
         result = context.checkpoints.get(name).run(batch_parameters={"dataframe": frame})
+        results.append(result)
         note = ""
         if name in MART_OFFENDING_COUNTS and not result.success and len(frame) >= MART_FRAME_CAP:
             total = con.execute(MART_OFFENDING_COUNTS[name]).fetchone()[0]
@@ -326,4 +346,5 @@ def validate_marts(settings: Settings, con: duckdb.DuckDBPyConnection, since: st
                     failures.append(f"{name}: {cfg.meta.get('rule', cfg.type)} ({cfg.type} "
                                     f"{ {k: v for k, v in cfg.kwargs.items() if k != 'batch_id'} }, "
                                     f"unexpected {er.result.get('unexpected_count', '?')}{note})")
+    update_data_docs(context, results)
     return MartsGateResult(not failures, failures)

@@ -194,6 +194,9 @@ data_docs_sites:
       base_directory: ${OCOP_GX_DOCS_DIR}
     site_index_builder:
       class_name: DefaultSiteIndexBuilder
+      # the newest validations only (about two weeks of nights): the index would otherwise read
+      # every result ever stored, a cost that grows night after night
+      validation_results_limit: 120
 analytics_enabled: false
 progress_bars:
   globally: false
@@ -221,7 +224,8 @@ def write_project(root: Path = EXPECTATIONS_DIR) -> None:
         index = ["submission_id", "row_number"] if name in SUBMISSION_SUITES else []
         context.checkpoints.add(gx.Checkpoint(
             name=name, validation_definitions=[vd],
-            actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["ocop_site"])],
+            # no UpdateDataDocsAction: flows/gate.py builds the Data Docs once per gate, for all its results
+            actions=[],
             result_format={"result_format": "COMPLETE", "unexpected_index_column_names": index}
             if index else {"result_format": "SUMMARY"},
         ))

@@ -151,6 +151,12 @@ def test_reports_data_docs_and_dbt_docs(published):
 
     _, _, settings = published
     assert (settings.reports_dir / "data-docs" / "index.html").exists()  # GX Data Docs
+    # a page for every validation of the night (built once per gate, not per checkpoint)
+    validations = settings.reports_dir / "data-docs" / "validations"
+    for suite in ("district_products", "district_sales_points", "marts_fct_order_line", "marts_kpi_province_snapshot"):
+        assert any((validations / suite).rglob("*.html")), suite
+    index = (settings.reports_dir / "data-docs" / "index.html").read_text(encoding="utf-8")
+    assert "marts_fct_order_line" in index and "district_products" in index
     assert (settings.reports_dir / "dbt-docs" / "static_index.html").exists()
     again = dbt_docs(settings, AS_OF)  # the project did not change: the docs are not rebuilt
     assert again.success and again.nodes == 0
