@@ -38,6 +38,8 @@ import openpyxl
 from openpyxl.styles import Alignment, Border, Font, Side
 from openpyxl.utils import get_column_letter
 
+from flows.domain import add_months
+
 SEED = 20241220
 AS_OF = dt.date(2024, 12, 20)
 PERIODS = ("2024-06", "2024-12")
@@ -793,14 +795,6 @@ LAYOUTS: dict[str, Layout] = {
 # ================================================================================================
 # Model
 # ================================================================================================
-
-
-def add_months(day: dt.date, months: int) -> dt.date:
-    index = day.month - 1 + months
-    year, month = day.year + index // 12, index % 12 + 1
-    last = [31, 29 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 28, 31, 30, 31, 30,
-            31, 31, 30, 31, 30, 31][month - 1]
-    return dt.date(year, month, min(day.day, last))
 
 
 @dataclass
