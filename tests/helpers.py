@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Sequence
 
 import openpyxl
+from openpyxl.utils import get_column_letter
 
 # DESIGN.md, "The figures the demo must reproduce", for as-of 2024-12-20 (written out, not imported from the code)
 DESIGN_FIGURES = {
@@ -91,19 +92,27 @@ def write_workbook(path: Path, *, unit: str = "UBND HUYỆN LÝ SƠN", period_li
 def check_submission(tmp_path: Path, rows: Sequence[Sequence[Any]], *, name: str = "BC OCOP T12-2024 Ly Son.xlsx",
                      as_of: dt.date = dt.date(2024, 12, 20), **workbook_kwargs):
     """Write one workbook, load it raw with dlt, run the GX submission gate: (settings, verdict)."""
-    from flows import districts, gate
     from flows.config import load_settings
 
     settings = load_settings(tmp_path / "inbox", tmp_path / "warehouse")
     write_workbook(settings.districts_inbox / name, rows=rows, **workbook_kwargs)
+    _, verdicts, _ = district_checks(settings, as_of)
+    assert len(verdicts) == 1
+    return settings, next(iter(verdicts.values()))
+
+
+def district_checks(settings, as_of: dt.date = dt.date(2024, 12, 20)):
+    """The district part of a night up to the GX verdicts (not saved): extract, parse, load raw,
+    check. Returns (new files, verdicts, pending checks)."""
+    from flows import districts, gate
+
     files = districts.find_new_files(settings)
     subs = districts.parse_files(settings, files, dt.datetime.now(dt.timezone.utc))
     districts.load_submissions(settings, subs)
     pending = districts.pending_checks(settings, as_of)
     verdicts = gate.validate_submissions(settings, pending.submissions, pending.products, pending.sales_points,
                                          pending.claimed, pending.live_codes, as_of)
-    assert len(verdicts) == 1
-    return settings, next(iter(verdicts.values()))
+    return files, verdicts, pending
 
 
 class AlertReceiver:
@@ -170,13 +179,7 @@ _XLSX_SHEET_HEAD = ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
 _XLSX_SHEET_TAIL = "</sheetData></worksheet>"
 
 
-def xlsx_column(number: int) -> str:
-    """1 -> 'A', 16384 -> 'XFD'."""
-    out = ""
-    while number > 0:
-        number, rest = divmod(number - 1, 26)
-        out = chr(65 + rest) + out
-    return out
+xlsx_column = get_column_letter  # 1 -> 'A', 16384 -> 'XFD'
 
 
 def xml_row(row: int, values: Sequence[Any], first_column: int = 1) -> str:

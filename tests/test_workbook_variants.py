@@ -19,6 +19,7 @@ import pytest
 
 from flows import domain
 from flows.workbook import PRODUCT_COLUMNS, SALES_POINT_COLUMNS, read_submission
+from helpers import district_checks
 
 # --------------------------------------------------------------------------------------------
 # The logical dataset: what the canonical rows must be, whatever the layout
@@ -517,14 +518,9 @@ def test_at_least_fifteen_messy_workbooks():
 
 def _night(settings, as_of=dt.date(2024, 12, 20)):
     """Extract, parse, load raw, check and save the verdicts: the district part of a night."""
-    from flows import districts, gate
+    from flows import districts
 
-    files = districts.find_new_files(settings)
-    subs = districts.parse_files(settings, files, dt.datetime.now(dt.timezone.utc))
-    districts.load_submissions(settings, subs)
-    pending = districts.pending_checks(settings, as_of)
-    verdicts = gate.validate_submissions(settings, pending.submissions, pending.products, pending.sales_points,
-                                         pending.claimed, pending.live_codes, as_of)
+    files, verdicts, pending = district_checks(settings, as_of)
     checked_at = dt.datetime.now(dt.timezone.utc)
     districts.save_verdicts(settings, [v.as_record(checked_at) for v in verdicts.values()])
     return files, verdicts, pending
