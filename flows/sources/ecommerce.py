@@ -39,6 +39,8 @@ import io
 import json
 import logging
 import queue
+import shutil
+import tempfile
 import threading
 import zlib
 from dataclasses import dataclass
@@ -341,8 +343,18 @@ class _Chunk:
     lines_read: int = 0
 
 
+_INT64_MIN, _INT64_MAX = -(2 ** 63), 2 ** 63 - 1
+
+
 def _py_int(value: Any) -> int | None:
-    """Python value -> int; None when absent; ValueError when not an integer."""
+    """Python value -> int; None when absent; ValueError when not an integer (or beyond int64)."""
+    n = _py_int_any(value)
+    if n is not None and not _INT64_MIN <= n <= _INT64_MAX:
+        raise ValueError(value)
+    return n
+
+
+def _py_int_any(value: Any) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool):
@@ -371,6 +383,8 @@ def _py_text(value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, str):
+        if not value.isascii():
+            value.encode("utf-8")  # UnicodeEncodeError (a ValueError) on a lone surrogate ("\ud800")
         return value
     if isinstance(value, bool):
         return str(value).lower()
@@ -407,9 +421,20 @@ def _columns_from_records(spec: FeedSpec, records: Sequence[dict]) -> tuple[dict
                 values.append(conv(v))
             except (ValueError, TypeError, OverflowError):
                 values.append(None)
-                invalid.setdefault(i, f"{f} = {json.dumps(v, ensure_ascii=False)[:80]}")
+                text = json.dumps(v, ensure_ascii=False)
+                if not text.isascii() and not _utf8(text):
+                    text = json.dumps(v)  # as escapes
+                invalid.setdefault(i, f"{f} = {text[:80]}")
         cols[f] = pa.array(values, pa.int64() if f in spec.ints else pa.string())
     return cols, invalid
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 _READ_BLOCK = 1 << 23  # 8 MiB of text per read
@@ -530,7 +555,8 @@ def _newlines(block: bytes | memoryview, offset: int = 0) -> np.ndarray:
     return np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10) + offset
 
 
-def _jsonl_chunks(blocks: Iterator[bytes], spec: FeedSpec, batch_size: int) -> Iterator[_Chunk]:
+def _jsonl_chunks(blocks: Iterator[bytes], spec: FeedSpec, batch_size: int,
+                  reader: "_DuckJsonReader | None" = None) -> Iterator[_Chunk]:
     """Chunks of `batch_size` lines. The file is read in large blocks; line ends are found with
     numpy and each chunk goes to pyarrow's JSON reader as one buffer (no per-line objects)."""
     schema = spec.json_schema()
@@ -561,7 +587,7 @@ def _jsonl_chunks(blocks: Iterator[bytes], spec: FeedSpec, batch_size: int) -> I
         except (OSError, EOFError, zlib.error):
             if lines:  # a truncated file: the whole lines read load, then the error is reported
                 data, line_ends = cut(lines)
-                yield _parse_json_chunk(spec, schema, data, line_ends, first)
+                yield _parse_json_chunk(spec, schema, data, line_ends, first, reader)
             raise
         if not block:
             break
@@ -576,11 +602,11 @@ def _jsonl_chunks(blocks: Iterator[bytes], spec: FeedSpec, batch_size: int) -> I
         lines += len(nl)
         while lines >= batch_size:
             data, line_ends = cut(batch_size)
-            yield _parse_json_chunk(spec, schema, data, line_ends, first)
+            yield _parse_json_chunk(spec, schema, data, line_ends, first, reader)
             first += batch_size
     if size:
         data, line_ends = cut(None)
-        yield _parse_json_chunk(spec, schema, data, line_ends, first)
+        yield _parse_json_chunk(spec, schema, data, line_ends, first, reader)
 
 
 def _line_texts(data: memoryview, line_ends: np.ndarray) -> Callable[[int], bytes]:
@@ -592,18 +618,26 @@ def _line_texts(data: memoryview, line_ends: np.ndarray) -> Callable[[int], byte
 
 
 def _parse_json_chunk(spec: FeedSpec, schema: pa.Schema, data: memoryview, line_ends: np.ndarray,
-                      first: int) -> _Chunk:
-    """Fast path: pyarrow's JSON reader (multi-threaded) on the whole chunk; on any error, line by line.
+                      first: int, reader: "_DuckJsonReader | None" = None) -> _Chunk:
+    """Fast paths: DuckDB's JSON reader where it reads exactly what pyarrow's would (`reader`),
+    else pyarrow's JSON reader (multi-threaded) on the whole chunk; on any error, line by line.
 
     `line_ends`: position of each line's end (its newline, or the end of the data) in `data`."""
     n = len(line_ends)
     line = _line_texts(data, line_ends)
+    tbl = reader.read(spec, data, line_ends) if reader is not None else None
+    if tbl is not None:
+        columns = {f: tbl.column(f).combine_chunks() for f in spec.fields}
+        line_numbers = pa.array(np.arange(first, first + n, dtype=np.int64))
+        raw_at = lambda i: line(i).decode("utf-8", "replace").rstrip("\r\n")  # noqa: E731
+        return _Chunk(columns, line_numbers, raw_at, [], {}, n)
     try:
         tbl = pa_json.read_json(
             pa.BufferReader(pa.py_buffer(data)),
             read_options=pa_json.ReadOptions(use_threads=True, block_size=_JSON_BLOCK),
             parse_options=pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
         )
+        tbl.validate(full=True)  # the reader passes invalid UTF-8 in text through: line by line then
         if tbl.num_rows == n:
             rows = None
         else:  # blank lines are skipped by the reader
@@ -650,6 +684,148 @@ def _parse_json_lines_slow(spec: FeedSpec, lines: list[bytes], first: int) -> _C
         raws.append(text)
     cols, invalid = _columns_from_records(spec, records)
     return _Chunk(cols, pa.array(numbers, pa.int64()), raws.__getitem__, rejects, invalid, len(lines))
+
+
+# --------------------------------------------------------------------------------------------
+# Fast path: DuckDB's JSON reader, taken only where it reads exactly what pyarrow's would
+# --------------------------------------------------------------------------------------------
+_JSON_WS = np.zeros(256, dtype=bool)
+_JSON_WS[[9, 10, 13, 32]] = True
+# first byte of DuckDB's text for a JSON value that was not a string (number, object, array);
+# true/false and NaN/Infinity literals are checked as whole values
+_NOT_STRING_START = np.zeros(256, dtype=bool)
+_NOT_STRING_START[[ord(c) for c in "-+0123456789{["]] = True
+_LITERAL_START = np.zeros(256, dtype=bool)
+_LITERAL_START[[ord(c) for c in "tfnNiI"]] = True
+_LITERALS = pa.array(["true", "false", "nan", "inf", "infinity"])
+_DIGITS = np.zeros(256, dtype=bool)
+_DIGITS[ord("0"):ord("9") + 1] = True
+
+
+class _DuckJsonReader:
+    """Parses a chunk of JSON Lines with DuckDB's `read_json` (about twice as fast as pyarrow's
+    reader, on its own threads), or returns None when the result could differ from what pyarrow's
+    reader (the next path) would give, and that path decides.
+
+    DuckDB's reader is more lenient than pyarrow's: it converts values to the declared type
+    (3.5 -> 4, true -> 1, 123 -> '123') and accepts trailing commas and NaN/Infinity. So here
+    integers are read as JSON text and must be plain JSON integers, text must not come from a
+    number, boolean, object or array, timestamps must look like one (a digit first, ':' at the
+    hour), no line may end with a trailing comma, and the chunk may hold no array and no object
+    but one per line. Anything else (a blank line, a parse error, a line too long) falls back.
+
+    What neither reader looks at: the values of fields the contract does not read. DuckDB accepts
+    `"extra": nan` there (a literal Python's JSON rejects); pyarrow's path would quarantine the line
+    as malformed_json. Nested values (arrays, objects), where trailing commas could hide, fall back.
+
+    One in-memory DuckDB database per load, used by the one thread that parses; the chunk goes
+    through a temporary file (DuckDB reads files, not Python buffers)."""
+
+    def __init__(self) -> None:
+        import duckdb
+
+        self._duckdb = duckdb
+        self._con = duckdb.connect()  # rows come back in file order (preserve_insertion_order)
+        self._dir = Path(tempfile.mkdtemp(prefix="ocop-jsonl-"))
+        self._path = self._dir / "chunk.jsonl"
+        self._queries: dict[str, str] = {}
+
+    def close(self) -> None:
+        self._con.close()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def _query(self, spec: FeedSpec) -> str:
+        q = self._queries.get(spec.kind)
+        if q is None:
+            columns = ", ".join(f"'{f}': '{'JSON' if f in spec.ints else 'VARCHAR'}'" for f in spec.fields)
+            select = ", ".join(f'"{f}"::VARCHAR as "{f}"' for f in spec.fields)
+            q = (f"select {select} from read_json('{self._path.as_posix()}', format = 'newline_delimited', "
+                 f"records = true, columns = {{{columns}}})")
+            self._queries[spec.kind] = q
+        return q
+
+    def read(self, spec: FeedSpec, data: memoryview, line_ends: np.ndarray) -> pa.Table | None:
+        n = len(line_ends)
+        if n == 0:
+            return None
+        buf = data.obj if isinstance(data, memoryview) and isinstance(data.obj, bytes) else bytes(data)
+        size = len(data)
+        if buf.find(b"[", 0, size) >= 0 or buf.count(b"{", 0, size) != n:
+            return None  # arrays, nested objects (or braces in text): pyarrow's reader decides
+        if not _no_trailing_comma(np.frombuffer(buf, dtype=np.uint8, count=size), line_ends):
+            return None
+        self._path.write_bytes(data)
+        try:
+            tbl = self._con.sql(self._query(spec)).to_arrow_table()
+        except self._duckdb.Error:
+            return None
+        finally:
+            self._path.unlink(missing_ok=True)
+        if tbl.num_rows != n:
+            return None  # blank lines: pyarrow's path numbers the lines that are left
+        columns: dict[str, pa.Array] = {}
+        for f in spec.fields:
+            arr = tbl.column(f).combine_chunks()
+            if f in spec.ints:
+                try:
+                    arr = pc.cast(arr, pa.int64())  # plain JSON integers only: not 3.5, "3", true, 1e3
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                    return None
+            elif not _json_strings(arr, timestamp=f in spec.timestamps):
+                return None
+            columns[f] = arr
+        return pa.table(columns, schema=spec.json_schema())
+
+
+def _no_trailing_comma(b: np.ndarray, line_ends: np.ndarray) -> bool:
+    """Every line ends with '}' (whitespace aside) not preceded by ',' (whitespace aside)."""
+    pos = line_ends.astype(np.int64) - 1
+    for expect_brace in (True, False):
+        for _ in range(8):  # step back over whitespace
+            ws = (pos >= 0) & _JSON_WS[b[np.maximum(pos, 0)]]
+            if not ws.any():
+                break
+            pos = pos - ws
+        else:
+            return False
+        if (pos < 0).any():
+            return False
+        last = b[pos]
+        if expect_brace:
+            if (last != ord("}")).any():
+                return False
+            pos = pos - 1
+        elif (last == ord(",")).any():
+            return False
+    return True
+
+
+def _json_strings(arr: pa.Array, timestamp: bool) -> bool:
+    """True when no value of this text column (as DuckDB read it) can have been a JSON number,
+    boolean, NaN/Infinity, object or array. Timestamps: a digit first and ':' 14th."""
+    buffers = _string_buffers(arr)
+    if buffers is None:
+        return False
+    offsets, data = buffers
+    starts, ends = offsets[:-1], offsets[1:]
+    if arr.null_count:
+        valid = pc.is_valid(arr).to_numpy(zero_copy_only=False)
+        starts, ends = starts[valid], ends[valid]
+    if timestamp:
+        long_enough = ends - starts >= 14
+        if not long_enough.all():
+            return False
+        return bool(_DIGITS[data[starts]].all() and (data[starts + 13] == ord(":")).all())
+    nonempty = ends > starts
+    starts, ends = starts[nonempty], ends[nonempty]
+    first = data[starts]
+    if _NOT_STRING_START[first].any():
+        return False
+    if (_LITERAL_START[first] & (ends - starts <= 8)).any():  # maybe true/false/nan/inf/infinity
+        short = arr.filter(pc.less_equal(pc.binary_length(arr), 8))  # nulls dropped too
+        if pc.any(pc.is_in(pc.utf8_lower(short), value_set=_LITERALS)).as_py():
+            return False
+    return True
 
 
 class _LineTap:
@@ -1033,11 +1209,12 @@ def _file_chunks(files: Sequence[FeedFile], batch_size: int) -> Iterator[tuple[F
     while the current one is validated and written; the JSON Lines files are read and decompressed
     in one more thread, ahead of the parsing, across file boundaries too."""
     shared = _prefetch(_all_blocks(files))
+    reader = _DuckJsonReader() if any(f.fmt == "jsonl" for f in files) else None
     try:
         for f in files:
             spec = SPECS[f.kind]
             if f.fmt == "jsonl":
-                chunks = _jsonl_chunks(_blocks_of(f, shared), spec, batch_size)
+                chunks = _jsonl_chunks(_blocks_of(f, shared), spec, batch_size, reader)
                 try:
                     for chunk in chunks:
                         yield f, chunk
@@ -1059,6 +1236,8 @@ def _file_chunks(files: Sequence[FeedFile], batch_size: int) -> Iterator[tuple[F
             yield f, _FILE_DONE
     finally:
         shared.close()
+        if reader is not None:
+            reader.close()
 
 
 def _file_items(files: Sequence[FeedFile], known_skus: set[str], is_newer: NewerCheck | None,
