@@ -9,11 +9,16 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 import dlt
+import dlt.common.libs.sql_alchemy_compat  # noqa: F401 - see below
 import duckdb
 from dlt.common.configuration.specs import BaseConfiguration
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from flows.config import RAW_DATASET, Settings
+
+# dlt imports SQLAlchemy (~0.1 s) when it first renders the destination's credentials, in the
+# middle of the first load; imported with the wiring instead (in `ocop run`, while Prefect's
+# local server boots), so no load waits for it.
 
 PIPELINE_NAME = "ocop_raw"
 LOADER_FILE_FORMAT = "parquet"
