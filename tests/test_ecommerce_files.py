@@ -527,6 +527,12 @@ def test_duckdb_json_reader_reads_exactly_what_pyarrow_reads():
             data, line_ends = _chunk_parts([_GOOD_LINE, edge])
             got = reader.read(ORDER_LINES, data, line_ends)
             assert got is not None and got.slice(1).to_pylist() == got.slice(0, 1).to_pylist(), name
+
+        # a temporary folder that cannot take the chunk: pyarrow's reader takes it
+        data, line_ends = _chunk_parts([_GOOD_LINE])
+        reader._path = reader._dir / "missing" / "chunk.jsonl"
+        reader._queries.clear()
+        assert reader.read(ORDER_LINES, data, line_ends) is None
     finally:
         reader.close()
     assert not reader._dir.exists()

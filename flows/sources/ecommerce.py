@@ -19,6 +19,10 @@ Each source has one resource that reads listings first, then order lines (so ord
 checked against the catalogue of the same run), and dispatches its items to the tables above
 with dlt table variants. Everything travels as Arrow tables, in batches of `batch_size` rows.
 
+JSON Lines are parsed a batch at a time by the first of three readers that can take it: DuckDB's
+JSON reader (fastest; only where its result is provably pyarrow's, see `_DuckJsonReader`),
+pyarrow's JSON reader, then Python's `json` line by line, which names each bad line's reason.
+
 Newest wins: within one load dlt keeps the newest `updated_at` per key (dedup_sort); across
 loads the optional `is_newer(table, keys)` callback (given by the wiring, which can see the
 destination) drops rows that are not newer than what is stored, so a late or replayed older
@@ -710,13 +714,14 @@ class _DuckJsonReader:
     DuckDB's reader is more lenient than pyarrow's: it converts values to the declared type
     (3.5 -> 4, true -> 1, 123 -> '123') and accepts trailing commas and NaN/Infinity. So here
     integers are read as JSON text and must be plain JSON integers, text must not come from a
-    number, boolean, object or array, timestamps must look like one (a digit first, ':' at the
-    hour), no line may end with a trailing comma, and the chunk may hold no array and no object
+    number, boolean, object or array, timestamps must look like one (a digit first, ':' after
+    the hour), no line may end with a trailing comma, and the chunk may hold no array and no object
     but one per line. Anything else (a blank line, a parse error, a line too long) falls back.
 
-    What neither reader looks at: the values of fields the contract does not read. DuckDB accepts
-    `"extra": nan` there (a literal Python's JSON rejects); pyarrow's path would quarantine the line
-    as malformed_json. Nested values (arrays, objects), where trailing commas could hide, fall back.
+    The one difference left is in fields the contract does not read: a line with `"extra": nan`
+    or `"extra": inf` (literals Python's json rejects, unlike NaN and Infinity) loads here, its
+    contract fields read exactly, where pyarrow's path quarantines it as malformed_json. Nested
+    values (arrays, objects), where trailing commas could hide, fall back.
 
     One in-memory DuckDB database per load, used by the one thread that parses; the chunk goes
     through a temporary file (DuckDB reads files, not Python buffers)."""
@@ -754,10 +759,10 @@ class _DuckJsonReader:
             return None  # arrays, nested objects (or braces in text): pyarrow's reader decides
         if not _no_trailing_comma(np.frombuffer(buf, dtype=np.uint8, count=size), line_ends):
             return None
-        self._path.write_bytes(data)
         try:
+            self._path.write_bytes(data)
             tbl = self._con.sql(self._query(spec)).to_arrow_table()
-        except self._duckdb.Error:
+        except (OSError, self._duckdb.Error):  # e.g. a full temporary folder: pyarrow's path reads it
             return None
         finally:
             self._path.unlink(missing_ok=True)
@@ -775,6 +780,14 @@ class _DuckJsonReader:
                 return None
             columns[f] = arr
         return pa.table(columns, schema=spec.json_schema())
+
+
+def _duck_json_reader() -> _DuckJsonReader | None:
+    try:
+        return _DuckJsonReader()
+    except OSError as e:  # no temporary folder: pyarrow's reader does it all
+        log.warning("ecommerce: DuckDB's JSON reader not used: %s", e)
+        return None
 
 
 def _no_trailing_comma(b: np.ndarray, line_ends: np.ndarray) -> bool:
@@ -1209,7 +1222,7 @@ def _file_chunks(files: Sequence[FeedFile], batch_size: int) -> Iterator[tuple[F
     while the current one is validated and written; the JSON Lines files are read and decompressed
     in one more thread, ahead of the parsing, across file boundaries too."""
     shared = _prefetch(_all_blocks(files))
-    reader = _DuckJsonReader() if any(f.fmt == "jsonl" for f in files) else None
+    reader = _duck_json_reader() if any(f.fmt == "jsonl" for f in files) else None
     try:
         for f in files:
             spec = SPECS[f.kind]
