@@ -294,6 +294,34 @@ def test_truncated_gzip_loads_what_was_readable(tmp_path, catalogue, lines):
     assert query(s, "select status from raw.ecommerce_files where source_file = 'orders_cut.jsonl.gz'") == [("partial",)]
 
 
+def test_corrupt_and_multi_member_gzip(tmp_path, catalogue, lines):
+    """gzip goes through ISA-L's inflate (the pinned isal package): a file of several gzip members
+    loads whole; corrupt data midway keeps the lines before it and quarantines the rest of the file
+    as one unreadable_file record, as zlib's errors did."""
+    from flows.sources import ecommerce as src
+
+    assert src._inflate.__name__ == "isal.isal_zlib"
+    s = make_settings(tmp_path)
+    write_jsonl(feed(s) / "listings.jsonl", catalogue)
+    text = "".join(json.dumps(r) + "\n" for r in lines).encode()
+    half = text.index(b"\n", len(text) // 2) + 1
+    (feed(s) / "orders_members.jsonl.gz").write_bytes(gzip.compress(text[:half]) + gzip.compress(text[half:]))
+    other = [dict(r, order_id="X" + r["order_id"]) for r in lines]
+    data = bytearray(gzip.compress("".join(json.dumps(r) + "\n" for r in other).encode(), mtime=0))
+    middle = len(data) // 2
+    data[middle:middle + 64] = bytes(range(64))
+    (feed(s) / "orders_corrupt.jsonl.gz").write_bytes(bytes(data))
+    r = load_ecommerce(s, batch_size=50)
+    assert r.files_partial == ["orders_corrupt.jsonl.gz"]
+    assert r.quarantined == {"unreadable_file": 1}
+    assert query(s, "select count(*) from raw.ecommerce_order_lines where source = 'orders_members.jsonl.gz'") == \
+        [(len(lines),)]
+    n = query(s, "select count(*) from raw.ecommerce_order_lines where source = 'orders_corrupt.jsonl.gz'")[0][0]
+    assert n < len(lines)
+    detail = query(s, "select detail from raw.ecommerce_quarantine where reason = 'unreadable_file'")[0][0]
+    assert detail.startswith("file unreadable after line ") and "error" in detail
+
+
 def test_raw_tables_follow_the_contract(tmp_path, catalogue, lines):
     s = make_settings(tmp_path)
     write_jsonl(feed(s) / "listings.jsonl", catalogue)
