@@ -830,14 +830,10 @@ def _no_trailing_comma(b: np.ndarray, line_ends: np.ndarray) -> bool:
 def _json_strings(arr: pa.Array, timestamp: bool) -> bool:
     """True when no value of this text column (as DuckDB read it) can have been a JSON number,
     boolean, NaN/Infinity, object or array. Timestamps: a digit first and ':' 14th."""
-    buffers = _string_buffers(arr)
-    if buffers is None:
+    spans = _value_spans(arr)
+    if spans is None:
         return False
-    offsets, data = buffers
-    starts, ends = offsets[:-1], offsets[1:]
-    if arr.null_count:
-        valid = pc.is_valid(arr).to_numpy(zero_copy_only=False)
-        starts, ends = starts[valid], ends[valid]
+    starts, ends, data = spans
     if timestamp:
         long_enough = ends - starts >= 14
         if not long_enough.all():
@@ -941,19 +937,29 @@ def _string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
     return offsets, data
 
 
-def _may_need_trim(arr: pa.Array) -> bool:
-    """False when trimming whitespace cannot change any value: no value is empty, or starts or
-    ends with a byte of _EDGE_BYTES (checked on the first and last byte of each value)."""
-    if arr.null_count == len(arr):
-        return False
+def _value_spans(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(starts, ends, data): where each non-null value of a plain string array lies in its data
+    buffer (numpy views); None when not a plain string array."""
     buffers = _string_buffers(arr)
     if buffers is None:
-        return True
+        return None
     offsets, data = buffers
     starts, ends = offsets[:-1], offsets[1:]
     if arr.null_count:
         valid = pc.is_valid(arr).to_numpy(zero_copy_only=False)
         starts, ends = starts[valid], ends[valid]
+    return starts, ends, data
+
+
+def _may_need_trim(arr: pa.Array) -> bool:
+    """False when trimming whitespace cannot change any value: no value is empty, or starts or
+    ends with a byte of _EDGE_BYTES (checked on the first and last byte of each value)."""
+    if arr.null_count == len(arr):
+        return False
+    spans = _value_spans(arr)
+    if spans is None:
+        return True
+    starts, ends, data = spans
     if (ends <= starts).any():
         return True
     return bool(_EDGE_BYTES[data[starts]].any() or _EDGE_BYTES[data[ends - 1]].any())
