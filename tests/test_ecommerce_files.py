@@ -604,3 +604,27 @@ def test_loads_are_the_same_without_the_duckdb_reader(tmp_path, catalogue, lines
     assert reasons[names.index("lone_surrogate") + 1] == "invalid_value"
     assert reasons[names.index("bad_utf8") + 1] == "bad_encoding"
     assert reasons[names.index("trailing_comma") + 1] == "malformed_json"
+
+
+def test_jsonl_with_bom_crlf_and_blank_lines_loads_the_same(tmp_path, catalogue, lines):
+    """A byte order mark, Windows line ends and blank lines change nothing but the line numbers
+    of what follows a blank line (gzip and plain, several batches)."""
+    def load(root: Path, name: str, data: bytes) -> tuple:
+        s = make_settings(root)
+        write_jsonl(feed(s) / "listings.jsonl", catalogue)
+        (feed(s) / name).write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+        r = load_ecommerce(s, batch_size=64)
+        assert r.quarantined == {} and r.files_partial == []
+        return figures(s), query(s, "select order_id, line_no, source_line from raw.ecommerce_order_lines "
+                                    "order by source_line")
+
+    plain = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in lines).encode()
+    ref_figures, ref_rows = load(tmp_path / "ref", "orders.jsonl", plain)
+    assert ref_figures == (len(lines), completed_revenue(lines))
+    windows = b"\xef\xbb\xbf" + plain.replace(b"\n", b"\r\n")
+    for name in ("orders.jsonl", "orders.jsonl.gz"):
+        assert load(tmp_path / f"bom-{name}", name, windows) == (ref_figures, ref_rows)
+    blank = plain.replace(b"\n", b"\n\n", 1)  # a blank second line: the lines after it move down one
+    got_figures, got_rows = load(tmp_path / "blank", "orders.jsonl", blank)
+    assert got_figures == ref_figures
+    assert got_rows == [(o, n, ln + (ln > 1)) for o, n, ln in ref_rows]

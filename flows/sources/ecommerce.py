@@ -494,22 +494,23 @@ def _blocks(f: "FeedFile", raw: BinaryIO) -> Iterator[bytes]:
 
 
 def _all_blocks(files: Sequence["FeedFile"]) -> Iterator[tuple["FeedFile", Any]]:
-    """(file, block) for the (decompressed) bytes of each JSON Lines file in turn, then (file,
-    _FILE_DONE), or (file, exception) when a file turns out truncated or corrupt midway."""
+    """(file, (block, positions of its newlines)) for the (decompressed) bytes of each JSON Lines
+    file in turn, then (file, _FILE_DONE), or (file, exception) when a file turns out truncated or
+    corrupt midway. The newlines are found here, in the reading thread, which has time to spare."""
     for f in files:
         if f.fmt != "jsonl":
             continue
         with open(f.path, "rb") as raw:
             try:
                 for block in _blocks(f, raw):
-                    yield f, block
+                    yield f, (block, _newlines(block))
             except (OSError, EOFError, zlib.error) as e:
                 yield f, e
                 continue
         yield f, _FILE_DONE
 
 
-def _blocks_of(f: "FeedFile", shared: Iterator[tuple["FeedFile", Any]]) -> Iterator[bytes]:
+def _blocks_of(f: "FeedFile", shared: Iterator[tuple["FeedFile", Any]]) -> Iterator[tuple[bytes, np.ndarray]]:
     """The blocks of `f` from the shared stream of `_all_blocks` (its read error raised here)."""
     while True:
         item_file, block = next(shared)
@@ -573,10 +574,10 @@ def _newlines(block: bytes | memoryview, offset: int = 0) -> np.ndarray:
     return np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10) + offset
 
 
-def _jsonl_chunks(blocks: Iterator[bytes], spec: FeedSpec, batch_size: int,
+def _jsonl_chunks(blocks: Iterator[tuple[bytes, np.ndarray]], spec: FeedSpec, batch_size: int,
                   reader: "_DuckJsonReader | None" = None) -> Iterator[_Chunk]:
-    """Chunks of `batch_size` lines. The file is read in large blocks; line ends are found with
-    numpy and each chunk goes to pyarrow's JSON reader as one buffer (no per-line objects)."""
+    """Chunks of `batch_size` lines. The file is read in large blocks, each with the positions of
+    its newlines (`_newlines`); each chunk goes to a JSON reader as one buffer (no per-line objects)."""
     schema = spec.json_schema()
     first = 1
     parts: list[bytes] = []  # unconsumed bytes: whole lines, then maybe the start of a line
@@ -601,19 +602,20 @@ def _jsonl_chunks(blocks: Iterator[bytes], spec: FeedSpec, batch_size: int,
 
     while True:
         try:
-            block = next(blocks, b"")
+            item = next(blocks, None)
         except (OSError, EOFError, zlib.error):
             if lines:  # a truncated file: the whole lines read load, then the error is reported
                 data, line_ends = cut(lines)
                 yield _parse_json_chunk(spec, schema, data, line_ends, first, reader)
             raise
-        if not block:
+        if item is None:
             break
+        block, nl = item
         if not bom_checked:
             if block.startswith(b"\xef\xbb\xbf"):
-                block = block[3:]
+                block, nl = block[3:], nl - 3
             bom_checked = bool(block)
-        nl = _newlines(block, size)
+        nl = nl + size
         parts.append(block)
         ends.append(nl)
         size += len(block)
