@@ -766,6 +766,10 @@ class _DuckJsonReader:
         return q
 
     def read(self, spec: FeedSpec, data: memoryview, line_ends: np.ndarray) -> pa.Table | None:
+        """The chunk's columns as pyarrow's reader would give them (`spec.json_schema()`), or None.
+
+        `data`: the chunk, a view from the start of a bytes object (as `_jsonl_chunks` cuts it);
+        `line_ends`: the position of each line's end in it."""
         n = len(line_ends)
         if n == 0:
             return None
