@@ -32,7 +32,7 @@ def start_prefect(settings):
     flow's modules (dlt, dbt, GX) are imported, so that it boots meanwhile."""
     from flows import prefect_api
 
-    return prefect_api.start_local_api(settings.work_dir / "prefect-server.log")
+    return prefect_api.start_local_api(settings.work_dir / "prefect-server.log", settings.prefect_api_url)
 
 
 def _import_the_gates() -> None:

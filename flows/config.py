@@ -5,11 +5,13 @@ Everything else asks `Settings` for paths and options. Defaults follow DESIGN.md
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Iterator
 from zoneinfo import ZoneInfo
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -54,6 +56,9 @@ class Settings:
     late_day: int = 5  # a district without a submission for a period by this day of the next month is late
     feed_api_url: str | None = None
     feed_api_token: str | None = field(default=None, repr=False)
+    # PREFECT_API_URL: the Prefect server or Cloud a night reports to; None: `ocop run` starts
+    # Prefect's local server itself (flows/prefect_api.py), unless a Prefect profile names one
+    prefect_api_url: str | None = None
     keep_publications: int = 5  # warehouse/publications/<run_id>.duckdb kept for `ocop rollback`
     # Test-only hooks (OCOP_TEST_MARKER_DIR, OCOP_TEST_PAUSE_AT): see stage_reached(). Unset in production.
     test_marker_dir: Path | None = None
@@ -140,18 +145,18 @@ class Settings:
         os.environ["OCOP_GX_RESULTS_DIR"] = str(self.work_dir / "gx-results")
         os.environ["OCOP_GX_DOCS_DIR"] = str(self.reports_dir / "data-docs")
 
-    def dbt_environment(self, as_of: dt.date | None = None) -> dict[str, str]:
+    def apply_dbt_environment(self, as_of: dt.date | None = None) -> None:
         """What dbt's profile and paths read (dbt_project/profiles.yml uses env_var('OCOP_WORK_DB')),
         and the run's as-of date (macro as_of_date(); '' = today in Vietnam). The date goes through
         the environment, not `--vars`: a changed var makes dbt re-parse the whole project."""
-        return {
+        os.environ.update({
             "OCOP_AS_OF_DATE": as_of.isoformat() if as_of else "",
             "OCOP_WORK_DB": str(self.work_db),
             "DBT_TARGET_PATH": str(self.dbt_target_dir),
             "DBT_LOG_PATH": str(self.work_dir / "dbt-logs"),
             "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
             "DBT_PROJECT_DIR": str(DBT_PROJECT_DIR),
-        }
+        })
 
     def with_paths(self, inbox: Path | str | None = None, warehouse: Path | str | None = None) -> "Settings":
         return replace(
@@ -174,8 +179,31 @@ def load_settings(inbox: str | Path | None = None, warehouse: str | Path | None 
         late_day=late_day,
         feed_api_url=env.get("OCOP_FEED_API_URL") or None,
         feed_api_token=env.get("OCOP_FEED_API_TOKEN") or None,
+        prefect_api_url=env.get("PREFECT_API_URL") or None,
         keep_publications=max(1, int(env.get("OCOP_KEEP_PUBLICATIONS", "5"))),
         test_marker_dir=Path(marker_dir).resolve() if marker_dir else None,
         test_pause_at=tuple(s.strip() for s in env.get("OCOP_TEST_PAUSE_AT", "").split(",") if s.strip()),
         test_pause_seconds=float(env.get("OCOP_TEST_PAUSE_SECONDS", "900")),
     )
+
+
+# --- the process environment, for what reads it rather than Settings (libraries, child processes)
+def child_environment(**extra: str) -> dict[str, str]:
+    """This process's environment with `extra` on top, for a child process."""
+    return {**os.environ, **extra}
+
+
+@contextlib.contextmanager
+def process_environment(**values: str) -> Iterator[None]:
+    """Set these environment variables for the block (every thread sees them), then put back
+    what was there before."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

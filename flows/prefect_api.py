@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Callable, Iterator
+
+from flows.config import child_environment, process_environment
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +56,17 @@ class LocalApi:
         if self.log_file is not None:
             self.log_file.parent.mkdir(parents=True, exist_ok=True)
             self._log_fh = open(self.log_file, "ab")
-        env = dict(os.environ)  # the server reads the same environment and profiles as this process
-        if "prefect.settings" in sys.modules:  # and settings this process changed since (e.g. a test harness)
+        # the server reads the same environment and profiles as this process, and the settings this
+        # process changed since (e.g. a test harness)
+        changed = {}
+        if "prefect.settings" in sys.modules:
             from prefect.settings import get_current_settings
 
-            env.update(get_current_settings().to_environment_variables(exclude_unset=True))
+            changed = get_current_settings().to_environment_variables(exclude_unset=True)
         # the services Prefect's temporary server runs (task run recorder, event persister, ...), not
         # the scheduler and the other services of a long-lived server
-        env.update({"PREFECT__SERVER_EPHEMERAL": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"})
+        env = child_environment(**{**changed, "PREFECT__SERVER_EPHEMERAL": "1",
+                                   "PREFECT_SERVER_ANALYTICS_ENABLED": "false"})
         self.process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=self._log_fh or subprocess.DEVNULL,
             stderr=self._log_fh or subprocess.DEVNULL, env=env,
@@ -105,12 +109,13 @@ def _configured_api_url() -> str | None:
     return get_current_settings().api.url
 
 
-def start_local_api(log_file: Path | None = None) -> LocalApi | None:
-    """Start Prefect's local server now, unless an API is configured (then None).
+def start_local_api(log_file: Path | None = None, configured_url: str | None = None) -> LocalApi | None:
+    """Start Prefect's local server now, unless an API is configured (then None): `configured_url`
+    (Settings.prefect_api_url), or Prefect's own settings.
 
     In a fresh process the server is started before Prefect is even imported (~0.9 s), then
     stopped again if Prefect's settings (a profile, prefect.toml) name an API after all."""
-    if os.environ.get("PREFECT_API_URL") or ("prefect.settings" in sys.modules and _configured_api_url()):
+    if configured_url or ("prefect.settings" in sys.modules and _configured_api_url()):
         return None
     try:
         api = LocalApi(log_file).start()
@@ -173,15 +178,10 @@ def _api_url_for_process(url: str) -> Iterator[None]:
     from prefect.context import refresh_global_settings_context
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    before = os.environ.get("PREFECT_API_URL")
-    os.environ["PREFECT_API_URL"] = url
-    refresh_global_settings_context()
     try:
-        with temporary_settings(updates={PREFECT_API_URL: url}):
-            yield
+        with process_environment(PREFECT_API_URL=url):
+            refresh_global_settings_context()
+            with temporary_settings(updates={PREFECT_API_URL: url}):
+                yield
     finally:
-        if before is None:
-            os.environ.pop("PREFECT_API_URL", None)
-        else:
-            os.environ["PREFECT_API_URL"] = before
         refresh_global_settings_context()

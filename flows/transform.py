@@ -4,7 +4,6 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import hashlib
-import os
 from dataclasses import dataclass
 
 from flows.config import DBT_PROJECT_DIR, Settings
@@ -29,7 +28,7 @@ def run_dbt(settings: Settings, args: list[str], as_of: dt.date | None = None,
     from dbt.adapters.duckdb.connections import DuckDBConnectionManager
     from dbt.cli.main import dbtRunner
 
-    os.environ.update(settings.dbt_environment(as_of))
+    settings.apply_dbt_environment(as_of)
     full = [*args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
             "--target-path", target_path or str(settings.dbt_target_dir), "--log-path", str(settings.work_dir / "dbt-logs"),
             "--quiet"]

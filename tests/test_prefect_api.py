@@ -16,11 +16,18 @@ from flows import prefect_api
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_a_configured_api_starts_nothing():
+def test_a_configured_api_starts_nothing(tmp_path, monkeypatch):
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:9/api"}):
+    from flows.cli import start_prefect
+    from flows.config import load_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:9/api"}):  # a Prefect profile's
         assert prefect_api.start_local_api() is None
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")  # the environment's, through Settings
+    settings = load_settings(tmp_path / "inbox", tmp_path / "warehouse")
+    assert settings.prefect_api_url == "http://127.0.0.1:9/api"
+    assert start_prefect(settings) is None
 
 
 def test_the_local_server_serves_every_thread_and_stops_afterwards(tmp_path, monkeypatch):

@@ -7,15 +7,14 @@ listings and order lines; the figures they must give are worked out by hand in t
 """
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 from pathlib import Path
 
 import duckdb
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+from flows.config import DBT_PROJECT_DIR, process_environment
+
 AS_OF = "2024-12-20"
 
 DDL = """
@@ -219,9 +218,7 @@ def run_dbt(db_path: str | Path, args: list[str], as_of: str = AS_OF, work_dir: 
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DO_NOT_TRACK": "1",
     }
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with process_environment(**env):
         cli_args = [
             *args,
             "--project-dir", str(DBT_PROJECT_DIR),
@@ -235,12 +232,6 @@ def run_dbt(db_path: str | Path, args: list[str], as_of: str = AS_OF, work_dir: 
             from dbt.adapters.duckdb.connections import DuckDBConnectionManager
 
             DuckDBConnectionManager.close_all_connections()
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def build(db_path: str | Path, work_dir: str | Path | None = None):
