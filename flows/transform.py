@@ -54,13 +54,17 @@ def run_dbt(settings: Settings, args: list[str], as_of: dt.date | None = None,
 SEEDS_STAMP = "dbt-seeds.fingerprint"
 
 
+def _fingerprint(paths) -> str:
+    """Hash of these files of the dbt project: their paths in it and their bytes."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in paths if p.is_file()):
+        digest.update(str(path.relative_to(DBT_PROJECT_DIR)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def seeds_fingerprint() -> str:
     """Hash of the seed files and the project file (their column types)."""
-    digest = hashlib.sha256()
-    for path in sorted([*(DBT_PROJECT_DIR / "seeds").glob("*"), DBT_PROJECT_DIR / "dbt_project.yml"]):
-        if path.is_file():
-            digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
+    return _fingerprint([*(DBT_PROJECT_DIR / "seeds").glob("*"), DBT_PROJECT_DIR / "dbt_project.yml"])
 
 
 def _seeds_loaded(settings: Settings, fingerprint: str) -> bool:
@@ -100,11 +104,8 @@ def dbt_build(settings: Settings, as_of: dt.date, full_refresh: bool = False) ->
 
 def project_fingerprint() -> str:
     """Hash of the dbt project's models, macros, seeds and configuration."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in DBT_PROJECT_DIR.rglob("*") if p.is_file() and p.suffix in (".sql", ".yml", ".csv")
-                       and not {"target", "logs", "dbt_packages"} & set(p.relative_to(DBT_PROJECT_DIR).parts)):
-        digest.update(str(path.relative_to(DBT_PROJECT_DIR)).encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
+    return _fingerprint(p for p in DBT_PROJECT_DIR.rglob("*") if p.suffix in (".sql", ".yml", ".csv")
+                        and not {"target", "logs", "dbt_packages"} & set(p.relative_to(DBT_PROJECT_DIR).parts))
 
 
 def dbt_docs(settings: Settings, as_of: dt.date) -> DbtOutcome:
