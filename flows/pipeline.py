@@ -24,11 +24,13 @@ PIPELINE_NAME = "ocop_raw"
 LOADER_FILE_FORMAT = "parquet"
 
 
-def make_pipeline(settings: Settings, name: str = PIPELINE_NAME) -> dlt.Pipeline:
+def make_pipeline(settings: Settings, name: str = PIPELINE_NAME, destination: Any = None) -> dlt.Pipeline:
+    """The pipeline into the working database's `raw` dataset (`destination`: the DuckDB
+    destination to use, by default one that opens the database file itself)."""
     settings.work_dir.mkdir(parents=True, exist_ok=True)
     return dlt.pipeline(
         pipeline_name=name,
-        destination=dlt.destinations.duckdb(str(settings.work_db)),
+        destination=destination or dlt.destinations.duckdb(str(settings.work_db)),
         dataset_name=RAW_DATASET,
         pipelines_dir=str(settings.dlt_dir),
     )
@@ -50,12 +52,7 @@ def connected_pipeline(settings: Settings, name: str = PIPELINE_NAME) -> Iterato
     destination = dlt.destinations.duckdb(credentials)
     _resolve_capabilities_config_once(destination)
     try:
-        yield dlt.pipeline(
-            pipeline_name=name,
-            destination=destination,
-            dataset_name=RAW_DATASET,
-            pipelines_dir=str(settings.dlt_dir),
-        )
+        yield make_pipeline(settings, name, destination)
     finally:
         con.close()
 
