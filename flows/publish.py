@@ -320,12 +320,17 @@ def _base_for_increments(settings: Settings, source: Path) -> dict | None:
     return manifest
 
 
+def _watermark(base: dict | None, table: str) -> str | None:
+    """Incremental mart `table`'s watermark in the publication manifest `base`, if any."""
+    return ((base or {}).get("increments") or {}).get(table, {}).get("watermark")
+
+
 def incremental_since(settings: Settings, table: str, work: duckdb.DuckDBPyConnection) -> str | None:
     """The watermark after which tonight's publication will take incremental mart `table`'s rows
     from the working marts `work` (the older ones it keeps from the publication it is built from);
     None when it will copy the table whole. The marts gate checks the rows it will take."""
     base = _base_for_increments(settings, settings.work_db)
-    since = ((base or {}).get("increments") or {}).get(table, {}).get("watermark")
+    since = _watermark(base, table)
     if since is None:
         return None
     spec = INCREMENTAL_MARTS[table]
@@ -404,7 +409,7 @@ def _write_database(settings: Settings, source: Path, dest: Path, run_id: str, a
         for t in tables:
             rows[t] = con.execute(f"select count(*) from work.{MARTS_SCHEMA}.{t}").fetchone()[0]
             spec = INCREMENTAL_MARTS.get(t)
-            since = ((base or {}).get("increments") or {}).get(t, {}).get("watermark")
+            since = _watermark(base, t)
             changed = None
             if (spec and since and t in existing
                     and _columns(con, this, t) == _columns(con, "work", t)):
