@@ -392,8 +392,8 @@ def _py_text(value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, str):
-        if not value.isascii():
-            value.encode("utf-8")  # UnicodeEncodeError (a ValueError) on a lone surrogate ("\ud800")
+        if not value.isascii() and not _utf8(value):  # a lone surrogate ("\ud800")
+            raise ValueError(value)
         return value
     if isinstance(value, bool):
         return str(value).lower()
