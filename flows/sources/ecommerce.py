@@ -645,27 +645,22 @@ def _parse_json_chunk(spec: FeedSpec, schema: pa.Schema, data: memoryview, line_
     `line_ends`: position of each line's end (its newline, or the end of the data) in `data`."""
     n = len(line_ends)
     line = _line_texts(data, line_ends)
+    rows = None  # the lines the table's rows come from: all (None), or those left after blank lines
     tbl = reader.read(spec, data, line_ends) if reader is not None else None
-    if tbl is not None:
-        columns = {f: tbl.column(f).combine_chunks() for f in spec.fields}
-        line_numbers = pa.array(np.arange(first, first + n, dtype=np.int64))
-        raw_at = lambda i: line(i).decode("utf-8", "replace").rstrip("\r\n")  # noqa: E731
-        return _Chunk(columns, line_numbers, raw_at, [], {}, n)
-    try:
-        tbl = pa_json.read_json(
-            pa.BufferReader(pa.py_buffer(data)),
-            read_options=pa_json.ReadOptions(use_threads=True, block_size=_JSON_BLOCK),
-            parse_options=pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
-        )
-        tbl.validate(full=True)  # the reader passes invalid UTF-8 in text through: line by line then
-        if tbl.num_rows == n:
-            rows = None
-        else:  # blank lines are skipped by the reader
-            rows = [i for i in range(n) if line(i).strip()]
-            if len(rows) != tbl.num_rows:
-                raise ValueError("row count mismatch")
-    except (pa.ArrowInvalid, ValueError):
-        return _parse_json_lines_slow(spec, [line(i) for i in range(n)], first)
+    if tbl is None:
+        try:
+            tbl = pa_json.read_json(
+                pa.BufferReader(pa.py_buffer(data)),
+                read_options=pa_json.ReadOptions(use_threads=True, block_size=_JSON_BLOCK),
+                parse_options=pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
+            )
+            tbl.validate(full=True)  # the reader passes invalid UTF-8 in text through: line by line then
+            if tbl.num_rows != n:  # blank lines are skipped by the reader
+                rows = [i for i in range(n) if line(i).strip()]
+                if len(rows) != tbl.num_rows:
+                    raise ValueError("row count mismatch")
+        except (pa.ArrowInvalid, ValueError):
+            return _parse_json_lines_slow(spec, [line(i) for i in range(n)], first)
 
     if rows is None:
         line_numbers = pa.array(np.arange(first, first + n, dtype=np.int64))
