@@ -46,11 +46,15 @@ def run_night(settings, as_of: dt.date | None, api=None) -> dict:
     start_prefect() (started here when not given)."""
     from flows import prefect_api
 
-    api = api or start_prefect(settings)
-    from flows.nightly import nightly
+    from flows import transform
 
-    with prefect_api.using(api, meanwhile=_import_the_gates):
-        return nightly(inbox=str(settings.inbox), warehouse=str(settings.warehouse), as_of=as_of)
+    api = api or start_prefect(settings)
+    # dbt's own process: it imports dbt and parses the project while this one starts and loads
+    with transform.warm_dbt(settings, as_of):
+        from flows.nightly import nightly
+
+        with prefect_api.using(api, meanwhile=_import_the_gates):
+            return nightly(inbox=str(settings.inbox), warehouse=str(settings.warehouse), as_of=as_of)
 
 
 def cmd_run(args) -> int:

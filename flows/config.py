@@ -145,18 +145,22 @@ class Settings:
         os.environ["OCOP_GX_RESULTS_DIR"] = str(self.work_dir / "gx-results")
         os.environ["OCOP_GX_DOCS_DIR"] = str(self.reports_dir / "data-docs")
 
-    def apply_dbt_environment(self, as_of: dt.date | None = None) -> None:
+    def dbt_environment(self, as_of: dt.date | None = None) -> dict[str, str]:
         """What dbt's profile and paths read (dbt_project/profiles.yml uses env_var('OCOP_WORK_DB')),
         and the run's as-of date (macro as_of_date(); '' = today in Vietnam). The date goes through
         the environment, not `--vars`: a changed var makes dbt re-parse the whole project."""
-        os.environ.update({
+        return {
             "OCOP_AS_OF_DATE": as_of.isoformat() if as_of else "",
             "OCOP_WORK_DB": str(self.work_db),
             "DBT_TARGET_PATH": str(self.dbt_target_dir),
             "DBT_LOG_PATH": str(self.work_dir / "dbt-logs"),
             "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
             "DBT_PROJECT_DIR": str(DBT_PROJECT_DIR),
-        })
+        }
+
+    def apply_dbt_environment(self, as_of: dt.date | None = None) -> None:
+        """dbt_environment() set in this process, for dbt run in it."""
+        os.environ.update(self.dbt_environment(as_of))
 
     def with_paths(self, inbox: Path | str | None = None, warehouse: Path | str | None = None) -> "Settings":
         return replace(

@@ -261,7 +261,8 @@ def nightly(inbox: str | None = None, warehouse: str | None = None, as_of: dt.da
     summary = RunSummary(run_id=dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6],
                          as_of=as_of, started_at=dt.datetime.now(dt.timezone.utc))
     logger = get_run_logger()
-    with night(settings, summary):
+    # dbt imports and parses the project in a process of its own meanwhile, for step 4
+    with night(settings, summary), transform.warm_dbt(settings, as_of):
         # 1. extract
         files = extract_district_files(settings)
         subs = parse_district_files(settings, files, summary.started_at)

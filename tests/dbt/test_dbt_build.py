@@ -401,3 +401,55 @@ def test_staging_order_line_tests_read_the_lines_loaded_since_the_last_build(bui
     status = next(r for name, r in by_test.items() if name.startswith("accepted_values_stg_ecommerce"))
     assert str(status.status) in ("warn", "TestStatus.Warn") and status.failures == 1  # NEW-BAD only
     assert all(r.failures == 0 for name, r in by_test.items() if name.startswith("not_null"))
+
+
+def test_the_nights_warm_dbt_process_builds_and_lets_go_of_the_database(built, tmp_path):
+    """flows.transform.warm_dbt: the night's dbt runs in a process started (and parsed) ahead;
+    each invocation there releases the database; a failing one is reported; when that process is
+    gone, dbt runs in this process instead."""
+    import datetime as dt
+
+    from flows import transform
+    from flows.config import load_settings
+
+    settings = load_settings(tmp_path / "inbox", tmp_path / "warehouse")
+    settings.work_dir.mkdir(parents=True)
+    con = duckdb.connect(str(built["db"]))
+    con.execute("checkpoint")
+    con.close()
+    shutil.copy(built["db"], settings.work_db)
+    as_of = dt.date(2024, 12, 21)
+    with transform.warm_dbt(settings, as_of) as warm:
+        assert transform._warm is warm and warm.process.poll() is None
+        pid = warm.process.pid
+        outcome = transform.dbt_build(settings, as_of)
+        assert outcome.success and outcome.nodes > 100, outcome
+        assert warm.answered == 1 and warm.process.pid == pid and warm.process.poll() is None
+        # built there for this night's date, and the database is free for this process to write
+        assert one(settings.work_db, "select count(*) as n from marts.kpi_province_snapshot where as_of_date = ?",
+                   [as_of])["n"] == 1
+        con = duckdb.connect(str(settings.work_db))
+        con.execute("create table main.written_after_the_build as select 1 as x")
+        con.close()
+
+        bad = transform.run_dbt(settings, ["run-operation", "no_such_macro"], as_of)
+        assert not bad.success and any("no_such_macro" in f for f in bad.failures), bad
+        assert warm.answered == 2 and warm.process.poll() is None
+
+        warm.process.kill()
+        warm.process.wait()
+        again = transform.run_dbt(settings, ["build", "--select", "dim_district"], as_of)
+        assert again.success and again.nodes >= 1 and warm.answered == 2 and warm.process is None
+    assert transform._warm is None
+
+
+def test_a_warm_dbt_process_the_night_did_not_need_is_stopped(built, tmp_path):
+    """A night with nothing new never builds: its dbt process, still parsing, is ended."""
+    from flows import transform
+    from flows.config import load_settings
+
+    settings = load_settings(tmp_path / "inbox", tmp_path / "warehouse")
+    with transform.warm_dbt(settings, None) as warm:
+        process = warm.process
+        assert process.poll() is None
+    assert process.poll() is not None and warm.process is None and transform._warm is None

@@ -1,0 +1,95 @@
+"""A dbt process kept warm for one night (see flows/transform.py, `WarmDbt`).
+
+Importing dbt takes ~1.4 s and parsing the project ~1 s before a build runs its first node. A
+night starts this process when it starts, so that by the time the night reaches its dbt build, dbt
+is imported and the project parsed; the build then only runs its nodes. The process runs at a lower
+priority (nice 10): while the night starts, Prefect's local server boots on the other core and the
+night waits for it, not for dbt; this process takes what CPU is left.
+
+Run as a script (`python flows/dbt_worker.py`; it imports nothing of the project). Protocol, one
+JSON object per line:
+- in (stdin): {"env": {...}, "args": [...]}: set `env`, run dbt with `args` (the first command
+  is a `parse`, whose manifest the following invocations reuse);
+- out (the original stdout): {"success": bool, "nodes": int, "failures": [...]} per command.
+dbt's own console output goes to stderr. The process ends when its stdin closes, or when the
+process that started it dies (Linux).
+"""
+from __future__ import annotations
+
+import gc
+import json
+import os
+import sys
+
+
+def summarize(result) -> dict:
+    """A dbtRunner result as {"success", "nodes", "failures"} (failures: "unique_id: status — message")."""
+    failures: list[str] = []
+    nodes = 0
+    res = result.result
+    if res is not None and hasattr(res, "results"):
+        for r in res.results:
+            nodes += 1
+            status = str(getattr(r.status, "value", r.status))
+            if status in ("error", "fail"):
+                failures.append(f"{r.node.unique_id}: {status} — {(r.message or '').strip()[:500]}")
+    if result.exception is not None:
+        failures.append(f"dbt: {result.exception}")
+    return {"success": bool(result.success), "nodes": nodes, "failures": failures}
+
+
+def invoke(args: list[str], manifest=None) -> tuple[dict, object]:
+    """Run dbt in this process; then release dbt-duckdb's hold on the database file. Returns the
+    summary and the parsed manifest (for a `parse`)."""
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    from dbt.cli.main import dbtRunner
+
+    try:
+        result = dbtRunner(manifest=manifest).invoke(args)
+    finally:
+        DuckDBConnectionManager.close_all_connections()
+        gc.collect()
+    parsed = result.result if args[:1] == ["parse"] and result.success else None
+    return summarize(result), parsed
+
+
+def _die_with_parent() -> None:
+    """SIGTERM when the parent process dies (Linux), so no orphan keeps the database locked."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+        if os.getppid() == 1:  # the parent is already gone
+            sys.exit(0)
+
+
+def main() -> int:
+    replies = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
+    os.dup2(2, 1)  # whatever dbt prints goes to stderr, not into the replies
+    _die_with_parent()
+    if hasattr(os, "nice"):
+        os.nice(10)
+    manifest = None
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        command = json.loads(line)
+        os.environ.update(command.get("env") or {})
+        args = list(command["args"])
+        try:
+            summary, parsed = invoke(args, manifest if args[:1] != ["parse"] else None)
+        except BaseException as exc:  # noqa: BLE001 - reported to the night, which decides
+            summary, parsed = {"success": False, "nodes": 0, "failures": [f"dbt: {type(exc).__name__}: {exc}"]}, None
+        if parsed is not None:
+            manifest = parsed
+        replies.write(json.dumps(summary, ensure_ascii=False) + "\n")
+    gc.freeze()  # end without collecting dbt's manifest object by object (~1 s)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
