@@ -2,9 +2,10 @@
 
 Importing dbt takes ~1.4 s and parsing the project ~1 s before a build runs its first node. A
 night starts this process when it starts, so that by the time the night reaches its dbt build, dbt
-is imported and the project parsed; the build then only runs its nodes. The process runs at a lower
-priority (nice 10): while the night starts, Prefect's local server boots on the other core and the
-night waits for it, not for dbt; this process takes what CPU is left.
+is imported and the project parsed; the build then only runs its nodes. It imports and parses at
+idle priority (Linux SCHED_IDLE): while the night starts, Prefect's local server boots on the other
+core and the night waits for it, not for dbt, so this process only takes CPU nobody else wants (a
+night with nothing new pays nothing for it). Its dbt invocations run at normal priority.
 
 Run as a script (`python flows/dbt_worker.py`; it imports nothing of the project). Protocol, one
 JSON object per line:
@@ -67,12 +68,20 @@ def _die_with_parent() -> None:
             sys.exit(0)
 
 
+def _priority(idle: bool) -> None:
+    """Idle priority (Linux) for the preparation, normal priority for the night's dbt invocations."""
+    if hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_IDLE"):
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE if idle else os.SCHED_OTHER, os.sched_param(0))
+        except OSError:
+            pass
+
+
 def main() -> int:
     replies = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
     os.dup2(2, 1)  # whatever dbt prints goes to stderr, not into the replies
     _die_with_parent()
-    if hasattr(os, "nice"):
-        os.nice(10)
+    _priority(idle=True)
     manifest = None
     for line in sys.stdin:
         if not line.strip():
@@ -80,6 +89,8 @@ def main() -> int:
         command = json.loads(line)
         os.environ.update(command.get("env") or {})
         args = list(command["args"])
+        if args[:1] != ["parse"]:
+            _priority(idle=False)
         try:
             summary, parsed = invoke(args, manifest if args[:1] != ["parse"] else None)
         except BaseException as exc:  # noqa: BLE001 - reported to the night, which decides
