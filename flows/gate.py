@@ -64,12 +64,6 @@ def update_data_docs(context, results: list) -> None:
         log.warning("GX Data Docs not updated: %s: %s", type(exc).__name__, exc)
 
 
-def prepare() -> None:
-    """Import Great Expectations now (~2.2 s), e.g. while dbt builds in its own process, rather
-    than when the marts gate starts."""
-    import great_expectations  # noqa: F401
-
-
 def gx_context(settings: Settings):
     # imported here: Great Expectations takes ~2.3 s to import, which a night with nothing to
     # check (nothing new) does not need to pay

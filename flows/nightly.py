@@ -191,8 +191,7 @@ def alert_districts(settings: Settings, verdicts: list[dict], as_of: dt.date) ->
 def build_marts(settings: Settings, as_of: dt.date) -> int:
     settings.stage_reached("dbt")
     with _dbt_progress(settings):
-        # while dbt builds in its own process, this one imports what the marts gate needs
-        return transform.dbt_build(settings, as_of, meanwhile=gate.prepare).nodes
+        return transform.dbt_build(settings, as_of).nodes
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=10),

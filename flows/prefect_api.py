@@ -5,7 +5,7 @@ Prefect runs a flow against a temporary local API server that it starts when the
 and waits for (~5 s here, plus ~2.5 s of importing its server code into the flow's process).
 `ocop run` starts that local server itself, as a `prefect server start` child process on
 127.0.0.1 (no UI; the services of Prefect's temporary server: the same server Prefect would start), before it
-imports Prefect, dlt and DuckDB; by the time the flow is called it is (nearly) up. It lives as long
+imports dlt, dbt and Great Expectations; by the time the flow is called it is up. It lives as long
 as the run and is stopped after Prefect has sent the run's last logs and events.
 
 With an API configured, nothing is started and the flow reports there, as before.
@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from flows.config import child_environment, process_environment
 
@@ -141,13 +141,20 @@ def _drain_prefect_workers() -> None:
 
 
 @contextlib.contextmanager
-def using(api: LocalApi | None) -> Iterator[str | None]:
+def using(api: LocalApi | None, meanwhile: Callable[[], None] | None = None) -> Iterator[str | None]:
     """Run the block against `api` (waiting for it to be up), then stop it. With None, or a server
-    that did not come up, the block runs with Prefect's own behaviour (its temporary server)."""
+    that did not come up, the block runs with Prefect's own behaviour (its temporary server).
+
+    `meanwhile` runs while the server boots (e.g. importing what the block will need anyway)."""
     if api is None:
         yield None
         return
     try:
+        if meanwhile is not None:
+            try:
+                meanwhile()
+            except Exception as exc:  # noqa: BLE001 - whatever it prepares is done again where it is needed
+                log.warning("while the local Prefect server started: %s: %s", type(exc).__name__, exc)
         if not api.wait_until_up():
             log.warning("the local Prefect server did not start (see %s); Prefect will start its temporary one",
                         api.log_file or "its output")

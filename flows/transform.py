@@ -11,7 +11,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 from flows.config import DBT_PROJECT_DIR, Settings, child_environment
 
@@ -66,21 +66,14 @@ class WarmDbt:
         self.process.stdin.write(json.dumps(command) + "\n")
         self.process.stdin.flush()
 
-    def invoke(self, args: list[str], as_of: dt.date | None, target_path: str | None = None,
-               meanwhile: Callable[[], None] | None = None) -> DbtOutcome | None:
-        """dbt `args` in the warm process; None when it cannot run them (it died). `meanwhile` runs
-        in this process while dbt works in that one."""
+    def invoke(self, args: list[str], as_of: dt.date | None, target_path: str | None = None) -> DbtOutcome | None:
+        """dbt `args` in the warm process; None when it cannot run them (it died)."""
         if self.process is None or self.process.poll() is not None:
             self.stop()
             return None
         try:
             self._send(args, as_of, target_path)
             self._pending += 1
-            if meanwhile is not None:
-                try:
-                    meanwhile()
-                except Exception as exc:  # noqa: BLE001 - what it prepares is done again where it is needed
-                    log.warning("while dbt ran: %s: %s", type(exc).__name__, exc)
             reply = None
             while self._pending:
                 line = self.process.stdout.readline()
@@ -139,12 +132,10 @@ def warm_dbt(settings: Settings, as_of: dt.date | None) -> Iterator[WarmDbt | No
 
 
 def run_dbt(settings: Settings, args: list[str], as_of: dt.date | None = None,
-            target_path: str | None = None, meanwhile: Callable[[], None] | None = None) -> DbtOutcome:
-    """Invoke dbt: in the night's warm dbt process if there is one (warm_dbt), else in this process.
-
-    `meanwhile`: work this process can do while the warm process runs dbt (not called without one)."""
+            target_path: str | None = None) -> DbtOutcome:
+    """Invoke dbt: in the night's warm dbt process if there is one (warm_dbt), else in this process."""
     if _warm is not None and _warm.settings.work_db == settings.work_db:
-        outcome = _warm.invoke(args, as_of, target_path, meanwhile)
+        outcome = _warm.invoke(args, as_of, target_path)
         if outcome is not None:
             return outcome
         log.warning("the warm dbt process is gone; dbt runs in this process")
@@ -191,8 +182,7 @@ def _seeds_loaded(settings: Settings, fingerprint: str) -> bool:
     return seeds <= tables
 
 
-def dbt_build(settings: Settings, as_of: dt.date, full_refresh: bool = False,
-              meanwhile: Callable[[], None] | None = None) -> DbtOutcome:
+def dbt_build(settings: Settings, as_of: dt.date, full_refresh: bool = False) -> DbtOutcome:
     # dbt unit tests check the SQL, not the night's data: they run in CI (tests/dbt), not every night;
     # the seeds (reference lists) and their tests only when they changed since they were loaded
     args = ["build", "--exclude-resource-type", "unit_test", *(["--full-refresh"] if full_refresh else [])]
@@ -200,7 +190,7 @@ def dbt_build(settings: Settings, as_of: dt.date, full_refresh: bool = False,
     if not full_refresh and _seeds_loaded(settings, fingerprint):
         args += ["--exclude", "resource_type:seed"]  # as a selector: the seeds' own tests go with them
     (settings.work_dir / SEEDS_STAMP).unlink(missing_ok=True)  # until this build has loaded them
-    outcome = run_dbt(settings, args, as_of, meanwhile=meanwhile)
+    outcome = run_dbt(settings, args, as_of)
     if not outcome.success:
         raise DbtFailed("dbt build failed:\n  " + "\n  ".join(outcome.failures or ["(see dbt logs)"]))
     (settings.work_dir / SEEDS_STAMP).write_text(fingerprint)

@@ -36,8 +36,9 @@ def test_the_local_server_serves_every_thread_and_stops_afterwards(tmp_path, mon
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
     before = PREFECT_API_URL.value()
     api = prefect_api.LocalApi(tmp_path / "server.log").start()
-    seen_in_thread = []
-    with prefect_api.using(api) as url:
+    seen_in_thread, prepared = [], []
+    with prefect_api.using(api, meanwhile=lambda: prepared.append(api.process.poll())) as url:
+        assert prepared == [None]  # ran while the server was still up (or booting)
         assert url == api.api_url
         assert httpx.get(f"{url}/health").status_code == 200
         assert PREFECT_API_URL.value() == url
@@ -54,7 +55,11 @@ def test_a_server_that_does_not_come_up_leaves_prefect_its_own_behaviour(tmp_pat
     api = prefect_api.LocalApi(tmp_path / "server.log")
     api.port = 9
     api.process = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])  # dies at once
-    with prefect_api.using(api) as url:
+
+    def failing_preparation():
+        raise ImportError("something the night imports later anyway")
+
+    with prefect_api.using(api, meanwhile=failing_preparation) as url:
         assert url is None
 
 
