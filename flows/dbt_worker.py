@@ -13,7 +13,7 @@ JSON object per line:
   is a `parse`, whose manifest the following invocations reuse);
 - out (the original stdout): {"success": bool, "nodes": int, "failures": [...]} per command.
 dbt's own console output goes to stderr. The process ends when its stdin closes, or when the
-process that started it dies (Linux).
+process that started it dies (it is started through flows/orphan_guard.py).
 """
 from __future__ import annotations
 
@@ -54,20 +54,6 @@ def invoke(args: list[str], manifest=None) -> tuple[dict, object]:
     return summarize(result), parsed
 
 
-def _die_with_parent() -> None:
-    """SIGTERM when the parent process dies (Linux), so no orphan keeps the database locked."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-        import signal
-
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
-        if os.getppid() == 1:  # the parent is already gone
-            sys.exit(0)
-
-
 def _priority(idle: bool) -> None:
     """Idle priority (Linux) for the preparation, normal priority for the night's dbt invocations."""
     if hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_IDLE"):
@@ -80,7 +66,6 @@ def _priority(idle: bool) -> None:
 def main() -> int:
     replies = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
     os.dup2(2, 1)  # whatever dbt prints goes to stderr, not into the replies
-    _die_with_parent()
     _priority(idle=True)
     manifest = None
     for line in sys.stdin:

@@ -6,7 +6,8 @@ and waits for (~5 s here, plus ~2.5 s of importing its server code into the flow
 `ocop run` starts that local server itself, as a `prefect server start` child process on
 127.0.0.1 (no UI; the services of Prefect's temporary server: the same server Prefect would start), before it
 imports dlt, dbt and Great Expectations; by the time the flow is called it is up. It lives as long
-as the run and is stopped after Prefect has sent the run's last logs and events.
+as the run and is stopped after Prefect has sent the run's last logs and events; if the run's
+process is killed outright, it ends too (flows/orphan_guard.py).
 
 With an API configured, nothing is started and the flow reports there, as before.
 """
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from flows.config import child_environment, process_environment
+from flows.orphan_guard import guarded
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +70,7 @@ class LocalApi:
         env = child_environment(**{**changed, "PREFECT__SERVER_EPHEMERAL": "1",
                                    "PREFECT_SERVER_ANALYTICS_ENABLED": "false"})
         self.process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=self._log_fh or subprocess.DEVNULL,
+            guarded(command), stdin=subprocess.DEVNULL, stdout=self._log_fh or subprocess.DEVNULL,
             stderr=self._log_fh or subprocess.DEVNULL, env=env,
             start_new_session=True)  # a Ctrl-C in the terminal stops the run, which then stops its server
         return self

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterator
 
 from flows.config import DBT_PROJECT_DIR, Settings, child_environment
+from flows.orphan_guard import guarded
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class WarmDbt:
 
     def start(self) -> "WarmDbt":
         self.process = subprocess.Popen(
-            [sys.executable, str(Path(__file__).with_name("dbt_worker.py"))],
+            guarded([sys.executable, str(Path(__file__).with_name("dbt_worker.py"))]),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding="utf-8",
             env=child_environment(**self.settings.dbt_environment(self.as_of)))
         self._send(["parse", "--no-write-json"], self.as_of)  # answered later, before the first invocation's answer
