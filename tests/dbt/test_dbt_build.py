@@ -453,3 +453,30 @@ def test_a_warm_dbt_process_the_night_did_not_need_is_stopped(built, tmp_path):
         process = warm.process
         assert process.poll() is None
     assert process.poll() is not None and warm.process is None and transform._warm is None
+
+
+def test_the_marts_not_null_columns_are_enforced_constraints(built, tmp_path):
+    """The marts rebuilt whole each night declare their not-null columns as contract constraints
+    (DuckDB enforces them when dbt writes the table: a null fails the build) instead of data tests.
+    Every one declared in the marts' YAML is a NOT NULL constraint of the built table."""
+    import yaml
+
+    declared = set()
+    for path in (fx.DBT_PROJECT_DIR / "models" / "marts").glob("*.yml"):
+        for model in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("models", []):
+            for column in model.get("columns", []):
+                if {"type": "not_null"} in (column.get("constraints") or []):
+                    declared.add((model["name"], column["name"]))
+    assert len(declared) >= 25 and ("dim_owner", "owner_key") in declared
+    db = tmp_path / "ocop_work.duckdb"
+    shutil.copy(built["db"], db)
+    con = duckdb.connect(str(db))
+    try:
+        enforced = set(con.execute(
+            "select table_name, unnest(constraint_column_names) from duckdb_constraints() "
+            "where schema_name = 'marts' and constraint_type = 'NOT NULL'").fetchall())
+        assert declared <= enforced, declared - enforced
+        with pytest.raises(duckdb.ConstraintException, match="owner_name"):
+            con.execute("insert into marts.dim_owner select * replace (null as owner_name) from marts.dim_owner limit 1")
+    finally:
+        con.close()
