@@ -8,11 +8,13 @@ Prefect server or dbt process behind, holding a port or the working database. PA
 the gap before the signal is set: if that process is already gone, the command does not start.
 
 `guarded(command)` gives the command line to start; elsewhere than Linux, the command itself.
-This file imports nothing of the project: it runs as a script.
+`end(process)` ends one when the night is done with it. This file imports nothing of the project:
+it runs as a script.
 """
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -22,6 +24,17 @@ def guarded(command: list[str]) -> list[str]:
     if not sys.platform.startswith("linux"):
         return list(command)
     return [sys.executable, str(Path(__file__).resolve()), str(os.getpid()), *command]
+
+
+def end(process: subprocess.Popen, terminate: bool = True, timeout: float = 10.0) -> None:
+    """Wait for `process` to end, after a SIGTERM if `terminate`; SIGKILL after `timeout` seconds."""
+    if terminate and process.poll() is None:
+        process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def main(argv: list[str]) -> int:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from flows.config import child_environment, process_environment
-from flows.orphan_guard import guarded
+from flows.orphan_guard import end, guarded
 
 log = logging.getLogger(__name__)
 
@@ -93,13 +93,8 @@ class LocalApi:
         return False
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            end(self.process)
         if self._log_fh is not None:
             self._log_fh.close()
             self._log_fh = None

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Iterator
 
 from flows.config import DBT_PROJECT_DIR, Settings, child_environment
-from flows.orphan_guard import guarded
+from flows.orphan_guard import end, guarded
 
 log = logging.getLogger(__name__)
 
@@ -96,13 +96,7 @@ class WarmDbt:
             return
         with contextlib.suppress(OSError):
             self.process.stdin.close()  # it ends when it has answered what it was sent
-        if self._pending:
-            self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        end(self.process, terminate=bool(self._pending))
         self.process.stdout.close()
         self.process = None
         self._pending = 0

@@ -340,13 +340,8 @@ def test_build_without_ecommerce_feed_or_optional_columns(tmp_path):
     assert one(db, "select count(*) as n from marts.fct_order_line")["n"] == 0
 
 
-def test_nightly_build_loads_the_seeds_only_when_they_changed(built, tmp_path, monkeypatch):
-    """flows.transform.dbt_build: the reference seeds (and their tests) are loaded by the first
-    build, skipped while unchanged, loaded again when a seed file changes or their tables are gone."""
-    import datetime as dt
-    import json
-
-    from flows import transform
+def _night_settings(built, tmp_path):
+    """Settings of a warehouse under tmp_path whose working database is a copy of the built one."""
     from flows.config import load_settings
 
     settings = load_settings(tmp_path / "inbox", tmp_path / "warehouse")
@@ -355,6 +350,18 @@ def test_nightly_build_loads_the_seeds_only_when_they_changed(built, tmp_path, m
     con.execute("checkpoint")
     con.close()
     shutil.copy(built["db"], settings.work_db)
+    return settings
+
+
+def test_nightly_build_loads_the_seeds_only_when_they_changed(built, tmp_path, monkeypatch):
+    """flows.transform.dbt_build: the reference seeds (and their tests) are loaded by the first
+    build, skipped while unchanged, loaded again when a seed file changes or their tables are gone."""
+    import datetime as dt
+    import json
+
+    from flows import transform
+
+    settings = _night_settings(built, tmp_path)
 
     def seeds_built() -> int:
         results = json.loads((settings.dbt_target_dir / "run_results.json").read_text())["results"]
@@ -410,14 +417,8 @@ def test_the_nights_warm_dbt_process_builds_and_lets_go_of_the_database(built, t
     import datetime as dt
 
     from flows import transform
-    from flows.config import load_settings
 
-    settings = load_settings(tmp_path / "inbox", tmp_path / "warehouse")
-    settings.work_dir.mkdir(parents=True)
-    con = duckdb.connect(str(built["db"]))
-    con.execute("checkpoint")
-    con.close()
-    shutil.copy(built["db"], settings.work_db)
+    settings = _night_settings(built, tmp_path)
     as_of = dt.date(2024, 12, 21)
     with transform.warm_dbt(settings, as_of) as warm:
         assert transform._warm is warm and warm.process.poll() is None
