@@ -160,3 +160,15 @@ def test_reports_data_docs_and_dbt_docs(published):
     assert (settings.reports_dir / "dbt-docs" / "static_index.html").exists()
     again = dbt_docs(settings, AS_OF)  # the project did not change: the docs are not rebuilt
     assert again.success and again.nodes == 0
+
+
+def test_dbt_built_in_the_nights_own_process_from_the_project_it_parsed_ahead(published):
+    """The night's dbt process (flows/transform.py WarmDbt) parsed the project first; the build and
+    the docs then ran there without parsing it again (a fallback to dbt in the night's own process
+    would parse at the build)."""
+    _con, _summary, settings = published
+    log = (settings.work_dir / "dbt-logs" / "dbt.log").read_text(encoding="utf-8")
+    commands = [line.split("Command `cli ")[1].split("`")[0] for line in log.splitlines() if "Command `cli " in line]
+    assert commands == ["parse", "build", "docs generate"], commands
+    after_parse = log.split("Command `cli parse` succeeded", 1)[1]
+    assert "artial parsing" not in after_parse and "Starting full parse" not in after_parse
