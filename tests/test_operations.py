@@ -77,6 +77,18 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _group_alive(pgid: int) -> bool:
+    """Whether a process of group `pgid` is still running (zombies, already ended, do not count)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(") ", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            return True
+    return False
+
+
 class Night:
     """One `ocop run` subprocess on a warehouse, in its own process group (so SIGKILL takes all of it)."""
 
@@ -113,6 +125,11 @@ class Night:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)  # the group we started: the run and anything it spawned
         self.proc.wait(timeout=30)
+        # the run's children (its dbt process) die with it, but the kernel ends them after the run:
+        # until then one may still hold the working database's lock
+        deadline = time.monotonic() + 30
+        while _group_alive(self.proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
         self.log.close()
 
     def finish(self, timeout: float = 600) -> int:
