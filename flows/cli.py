@@ -44,9 +44,7 @@ def _import_the_gates() -> None:
 def run_night(settings, as_of: dt.date | None, api=None) -> dict:
     """One night as `ocop run` runs it (the benchmark runs it the same way), against `api` from
     start_prefect() (started here when not given)."""
-    from flows import prefect_api
-
-    from flows import transform
+    from flows import prefect_api, transform
 
     api = api or start_prefect(settings)
     # dbt's own process: it imports dbt and parses the project while this one starts and loads

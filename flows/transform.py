@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from flows.config import DBT_PROJECT_DIR, Settings, child_environment
+from flows.config import DBT_PROJECT_DIR, Settings
 from flows.orphan_guard import end, guarded
 
 log = logging.getLogger(__name__)
@@ -54,10 +54,10 @@ class WarmDbt:
         self.answered = 0  # invocations it ran (the parse not counted)
 
     def start(self) -> "WarmDbt":
+        # this process's environment; each command carries dbt's (Settings.dbt_environment)
         self.process = subprocess.Popen(
             guarded([sys.executable, str(Path(__file__).with_name("dbt_worker.py"))]),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding="utf-8",
-            env=child_environment(**self.settings.dbt_environment(self.as_of)))
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding="utf-8")
         self._send(["parse", "--no-write-json"], self.as_of)  # answered later, before the first invocation's answer
         self._pending += 1
         return self
@@ -105,11 +105,16 @@ class WarmDbt:
 _warm: WarmDbt | None = None
 
 
+def _warm_for(settings: Settings) -> WarmDbt | None:
+    """The warm dbt process of the night on `settings`' working database, if one runs."""
+    return _warm if _warm is not None and _warm.settings.work_db == settings.work_db else None
+
+
 @contextlib.contextmanager
 def warm_dbt(settings: Settings, as_of: dt.date | None) -> Iterator[WarmDbt | None]:
     """For the block, a WarmDbt that run_dbt() uses for `settings`' working database."""
     global _warm
-    if _warm is not None and _warm.settings.work_db == settings.work_db:  # started earlier (`ocop run`)
+    if _warm_for(settings) is not None:  # started earlier (`ocop run`)
         yield _warm
         return
     try:
@@ -129,8 +134,9 @@ def warm_dbt(settings: Settings, as_of: dt.date | None) -> Iterator[WarmDbt | No
 def run_dbt(settings: Settings, args: list[str], as_of: dt.date | None = None,
             target_path: str | None = None) -> DbtOutcome:
     """Invoke dbt: in the night's warm dbt process if there is one (warm_dbt), else in this process."""
-    if _warm is not None and _warm.settings.work_db == settings.work_db:
-        outcome = _warm.invoke(args, as_of, target_path)
+    warm = _warm_for(settings)
+    if warm is not None:
+        outcome = warm.invoke(args, as_of, target_path)
         if outcome is not None:
             return outcome
         log.warning("the warm dbt process is gone; dbt runs in this process")
