@@ -235,3 +235,25 @@ def write_raw_xlsx(path: Path, sheets: Sequence[tuple[str, Any]], compresslevel:
                 fh.write("".join(buffer).encode())
                 fh.write(_XLSX_SHEET_TAIL.encode())
     return path
+
+
+# --- processes (Linux /proc): whether a night's children have really ended
+def _running_stat(stat_file: Path) -> list[str] | None:
+    """The fields after the command name in /proc/<pid>/stat (state, ppid, pgrp, ...), or None
+    when the process is gone or a zombie (it has ended; only its exit status is left)."""
+    try:
+        fields = stat_file.read_text().rsplit(") ", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return None if fields[0] == "Z" else fields
+
+
+def process_running(pid: int) -> bool:
+    return _running_stat(Path(f"/proc/{pid}/stat")) is not None
+
+
+def group_running(pgid: int) -> bool:
+    """Whether a process of process group `pgid` is still running."""
+    return any((f := _running_stat(stat)) is not None and int(f[2]) == pgid
+               for stat in Path("/proc").glob("[0-9]*/stat"))
+

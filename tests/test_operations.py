@@ -24,6 +24,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from helpers import group_running
 
 from flows import publish as publishing
 from flows.config import REPO_ROOT, load_settings
@@ -77,18 +78,6 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _group_alive(pgid: int) -> bool:
-    """Whether a process of group `pgid` is still running (zombies, already ended, do not count)."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(") ", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            return True
-    return False
-
-
 class Night:
     """One `ocop run` subprocess on a warehouse, in its own process group (so SIGKILL takes all of it)."""
 
@@ -128,7 +117,7 @@ class Night:
         # the run's children (its dbt process) die with it, but the kernel ends them after the run:
         # until then one may still hold the working database's lock
         deadline = time.monotonic() + 30
-        while _group_alive(self.proc.pid) and time.monotonic() < deadline:
+        while group_running(self.proc.pid) and time.monotonic() < deadline:
             time.sleep(0.02)
         self.log.close()
 

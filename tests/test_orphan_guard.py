@@ -9,6 +9,7 @@ import sys
 import time
 
 import pytest
+from helpers import process_running
 
 from flows.config import REPO_ROOT
 
@@ -23,14 +24,6 @@ time.sleep(120)
 """
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(") ")[1][0] != "Z"  # a zombie has ended
-    except FileNotFoundError:
-        return False
-
-
 def test_a_guarded_child_ends_when_the_night_is_killed():
     night = subprocess.Popen([sys.executable, "-c", NIGHT], stdout=subprocess.PIPE, text=True,
                              env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, cwd=REPO_ROOT)
@@ -41,13 +34,13 @@ def test_a_guarded_child_ends_when_the_night_is_killed():
             if b"orphan_guard" not in fh.read():
                 break
         time.sleep(0.05)
-    assert _alive(child)
+    assert process_running(child)
     night.send_signal(signal.SIGKILL)
     night.wait()
     deadline = time.monotonic() + 10
-    while _alive(child) and time.monotonic() < deadline:
+    while process_running(child) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _alive(child)
+    assert not process_running(child)
 
 
 def test_a_guarded_command_is_the_same_process_as_started():
