@@ -191,7 +191,9 @@ def alert_districts(settings: Settings, verdicts: list[dict], as_of: dt.date) ->
 def build_marts(settings: Settings, as_of: dt.date) -> int:
     settings.stage_reached("dbt")
     with _dbt_progress(settings):
-        return transform.dbt_build(settings, as_of).nodes
+        outcome = transform.dbt_build(settings, as_of)
+    get_run_logger().info("dbt build: %d nodes, %s", outcome.nodes, outcome.scope)
+    return outcome.nodes
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=10),

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from flows.config import DBT_PROJECT_DIR, Settings
+from flows.config import DBT_PROJECT_DIR, RAW_DATASET, Settings
 from flows.orphan_guard import end, guarded
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,7 @@ class DbtOutcome:
     success: bool
     nodes: int
     failures: list[str]
+    scope: str = "everything"  # of a build: what it rebuilt (dbt_build)
 
 
 def _dbt_args(settings: Settings, args: list[str], target_path: str | None = None) -> list[str]:
@@ -148,6 +149,14 @@ def run_dbt(settings: Settings, args: list[str], as_of: dt.date | None = None,
 
 
 SEEDS_STAMP = "dbt-seeds.fingerprint"
+BUILD_STAMP = "dbt-build.json"
+
+# The raw tables a night with only new e-commerce data brings, and what such a night rebuilds: what
+# they reach, and what reads the as-of date (the models tagged `as_of`; tests/dbt checks that every
+# node reading the date is selected). The models of the districts' data alone, with their tests
+# (~60 % of the nodes), stay as the last complete build left them.
+ORDERS_TABLES = ("ecommerce_listings", "ecommerce_order_lines")
+ORDERS_ONLY = [*(f"source:{RAW_DATASET}.{table}+" for table in ORDERS_TABLES), "tag:as_of+"]
 
 
 def _fingerprint(paths) -> str:
@@ -163,38 +172,88 @@ def seeds_fingerprint() -> str:
     return _fingerprint([*(DBT_PROJECT_DIR / "seeds").glob("*"), DBT_PROJECT_DIR / "dbt_project.yml"])
 
 
-def _seeds_loaded(settings: Settings, fingerprint: str) -> bool:
-    """True when the working database holds the seeds of `fingerprint` (loaded by an earlier build)."""
+def _raw_sources() -> list[str]:
+    """The raw tables dbt reads (models/staging/_sources.yml)."""
+    import yaml
+
+    spec = yaml.safe_load((DBT_PROJECT_DIR / "models" / "staging" / "_sources.yml").read_text(encoding="utf-8"))
+    return sorted(t["name"] for source in spec["sources"] if source["name"] == RAW_DATASET for t in source["tables"])
+
+
+@dataclass
+class _Working:
+    """What the working database holds that decides what a build must do."""
+    seed_tables: set[str]
+    raw: dict[str, list]  # each raw table dbt reads other than ORDERS_TABLES: [rows, newest dlt load]
+
+
+def _working(settings: Settings) -> _Working | None:
     import duckdb
 
-    stamp = settings.work_dir / SEEDS_STAMP
-    if not settings.work_db.exists() or not stamp.exists() or stamp.read_text() != fingerprint:
-        return False
-    seeds = {p.stem for p in (DBT_PROJECT_DIR / "seeds").glob("*.csv")}
+    if not settings.work_db.exists():
+        return None
     try:
         con = duckdb.connect(str(settings.work_db), read_only=True)
     except duckdb.Error:
-        return False
+        return None
     try:
-        tables = {r[0] for r in con.execute(
-            "select table_name from duckdb_tables() where schema_name = ?", [REFERENCE_SCHEMA]).fetchall()}
+        tables = con.execute("select schema_name, table_name from duckdb_tables() where schema_name in (?, ?)",
+                             [REFERENCE_SCHEMA, RAW_DATASET]).fetchall()
+        with_load_id = {r[0] for r in con.execute(
+            "select table_name from duckdb_columns() where schema_name = ? and column_name = '_dlt_load_id'",
+            [RAW_DATASET]).fetchall()}
+        raw = {}
+        for table in sorted({t for schema, t in tables if schema == RAW_DATASET} & set(_raw_sources())
+                            - set(ORDERS_TABLES)):
+            newest = "max(_dlt_load_id)" if table in with_load_id else "null"
+            raw[table] = list(con.execute(f'select count(*), {newest} from {RAW_DATASET}."{table}"').fetchone())
     finally:
         con.close()
-    return seeds <= tables
+    return _Working({t for schema, t in tables if schema == REFERENCE_SCHEMA}, raw)
+
+
+def _stamp(settings: Settings, name: str) -> str | None:
+    path = settings.work_dir / name
+    return path.read_text() if path.exists() else None
+
+
+def _built_from(working: _Working | None) -> str:
+    """What a build reads besides new orders: the project, dbt, and the raw tables of `working`."""
+    from importlib.metadata import version
+
+    return json.dumps({"project": project_fingerprint(), "dbt": [version("dbt-core"), version("dbt-duckdb")],
+                       "raw": working.raw if working else None}, sort_keys=True)
 
 
 def dbt_build(settings: Settings, as_of: dt.date, full_refresh: bool = False) -> DbtOutcome:
-    # dbt unit tests check the SQL, not the night's data: they run in CI (tests/dbt), not every night;
-    # the seeds (reference lists) and their tests only when they changed since they were loaded
+    """`dbt build` of the night. It leaves out what has not changed since the last build that
+    succeeded: the seeds (reference lists) and their tests while their files are unchanged, and on
+    a night whose only new data is the e-commerce platform's, the models of the districts' data alone
+    (ORDERS_ONLY). dbt unit tests check the SQL, not the night's data: they run in CI (tests/dbt)."""
     args = ["build", "--exclude-resource-type", "unit_test", *(["--full-refresh"] if full_refresh else [])]
-    fingerprint = seeds_fingerprint()
-    if not full_refresh and _seeds_loaded(settings, fingerprint):
-        args += ["--exclude", "resource_type:seed"]  # as a selector: the seeds' own tests go with them
-    (settings.work_dir / SEEDS_STAMP).unlink(missing_ok=True)  # until this build has loaded them
+    working = None if full_refresh else _working(settings)
+    seeds, built_from = seeds_fingerprint(), _built_from(working)
+    scope = "everything"
+    if working is not None:
+        if _stamp(settings, SEEDS_STAMP) == seeds and {p.stem for p in (DBT_PROJECT_DIR / "seeds").glob("*.csv")} \
+                <= working.seed_tables:
+            args += ["--exclude", "resource_type:seed"]  # as a selector: the seeds' own tests go with them
+        if _stamp(settings, BUILD_STAMP) == built_from:
+            args += ["--select", *ORDERS_ONLY]
+            scope = "what the new e-commerce data and the as-of date reach (the districts' data is as the last build found it)"
+    for name in (SEEDS_STAMP, BUILD_STAMP):  # until this build has succeeded
+        (settings.work_dir / name).unlink(missing_ok=True)
     outcome = run_dbt(settings, args, as_of)
+    if not outcome.success and scope != "everything":
+        # whatever failed (a district model's table gone, say), a complete build may not: the stamps
+        # are gone, so this one is complete
+        log.warning("dbt build of %s failed; building everything", scope)
+        return dbt_build(settings, as_of)
     if not outcome.success:
         raise DbtFailed("dbt build failed:\n  " + "\n  ".join(outcome.failures or ["(see dbt logs)"]))
-    (settings.work_dir / SEEDS_STAMP).write_text(fingerprint)
+    (settings.work_dir / SEEDS_STAMP).write_text(seeds)
+    (settings.work_dir / BUILD_STAMP).write_text(built_from)
+    outcome.scope = scope
     return outcome
 
 

@@ -22,6 +22,7 @@ As-of date 2024-12-20. Worked out by hand from the fixture:
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -481,3 +482,140 @@ def test_the_marts_not_null_columns_are_enforced_constraints(built, tmp_path):
             con.execute("insert into marts.dim_owner select * replace (null as owner_name) from marts.dim_owner limit 1")
     finally:
         con.close()
+
+
+def _marts(db) -> dict[str, list]:
+    """Every mart's rows, in order, without the columns that record when dbt wrote them."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        marts = {}
+        for (table,) in con.execute("select table_name from duckdb_tables() where schema_name = 'marts' "
+                                    "order by 1").fetchall():
+            columns = [c for (c,) in con.execute(
+                "select column_name from duckdb_columns() where schema_name = 'marts' and table_name = ? "
+                "and column_name not in ('dbt_loaded_at', 'source_loaded_at') order by column_index",
+                [table]).fetchall()]
+            listed = ", ".join(f'"{c}"' for c in columns)
+            marts[table] = con.execute(f"select {listed} from marts.{table} order by all").fetchall()
+        return marts
+    finally:
+        con.close()
+
+
+def test_a_night_with_only_new_orders_rebuilds_what_they_and_the_date_reach(built, tmp_path, monkeypatch):
+    """flows.transform.dbt_build: after a build that succeeded, a night whose only new raw data is the
+    e-commerce platform's rebuilds what that data and the as-of date reach (ORDERS_ONLY), and its
+    marts are what a complete build makes. New district data, a changed project or a failed build
+    make the next build complete again; so does a failing build of the new orders, at once."""
+    import datetime as dt
+    import json
+
+    from flows import transform
+
+    settings = _night_settings(built, tmp_path)
+
+    def built_models() -> set[str]:
+        results = json.loads((settings.dbt_target_dir / "run_results.json").read_text())["results"]
+        return {r["unique_id"].split(".")[-1] for r in results if r["unique_id"].startswith("model.")}
+
+    complete = transform.dbt_build(settings, D)
+    assert complete.scope == "everything" and "submission_status" in built_models()
+
+    con = duckdb.connect(str(settings.work_db))
+    try:  # the next day: a new order line of an unknown SKU, and a listing that maps it
+        fx.upsert_order_line(con, "O9", 1, "2024-12-21 10:00:00+07", "SKU-NEW", 2, 70000, 0, "app",
+                             "completed", "2024-12-21 10:00:00+07", load_id="1734800000.000001")
+        fx.add_listing(con, "L9", "SKU-NEW", "LS01", "active", "2024-12-21 08:00:00+07",
+                       "2024-12-21 08:00:00+07", "1734800000.000001")
+    finally:
+        con.close()
+    night = D + dt.timedelta(days=1)
+    orders_only = transform.dbt_build(settings, night)
+    assert orders_only.scope.startswith("what the new e-commerce data") and orders_only.nodes < complete.nodes
+    models = built_models()
+    assert {"fct_order_line", "sales_monthly", "int_sku_map", "dim_product", "kpi_province_snapshot",
+            "kpi_district_snapshot", "certificates_expiring", "dim_sales_point"} <= models
+    assert not {"submission_status", "dim_district", "int_products", "stg_district__products"} & models
+    line = one(settings.work_db, "select ma_san_pham, revenue_vnd from marts.fct_order_line where order_id = 'O9'")
+    assert line == {"ma_san_pham": "LS01", "revenue_vnd": 140_000}
+    assert one(settings.work_db, "select count(*) as n from marts.kpi_province_snapshot where as_of_date = ?",
+               [night])["n"] == 1
+    after_orders_only = _marts(settings.work_db)
+    (settings.work_dir / transform.BUILD_STAMP).unlink()
+    assert transform.dbt_build(settings, night).scope == "everything"
+    assert _marts(settings.work_db) == after_orders_only
+
+    con = duckdb.connect(str(settings.work_db))
+    try:  # a district's file checked again: a new verdict
+        con.execute("insert into raw.submission_verdicts select * replace (checked_at + interval 1 day as checked_at, "
+                    "'1734900000.000001' as _dlt_load_id) from raw.submission_verdicts limit 1")
+    finally:
+        con.close()
+    assert transform.dbt_build(settings, night).scope == "everything"
+    assert transform.dbt_build(settings, night).scope != "everything"
+
+    monkeypatch.setattr(transform, "project_fingerprint", lambda: "a model changed")
+    assert transform.dbt_build(settings, night).scope == "everything"
+    assert transform.dbt_build(settings, night).scope != "everything"
+
+    con = duckdb.connect(str(settings.work_db))
+    try:  # a district model's view gone: the build of the new orders fails, a complete one follows
+        con.execute("drop view intermediate.int_products")
+    finally:
+        con.close()
+    assert transform.dbt_build(settings, night).scope == "everything"
+    assert "int_products" in built_models()
+
+    con = duckdb.connect(str(settings.work_db))
+    try:  # an order line the marts' tests refuse fails the build, and leaves nothing stamped ...
+        con.execute("insert into marts.fct_order_line by name select * replace ('BAD-1' as order_id, -5 as qty, "
+                    "-100000 as revenue_vnd, timestamptz '2999-01-01 00:00:00+00' as dbt_loaded_at) "
+                    "from marts.fct_order_line limit 1")  # written last: assert_revenue_rule checks it
+    finally:
+        con.close()
+    with pytest.raises(transform.DbtFailed):
+        transform.dbt_build(settings, night)
+    assert not (settings.work_dir / transform.BUILD_STAMP).exists()
+    con = duckdb.connect(str(settings.work_db))
+    try:  # ... so the build after it, the line gone, is complete
+        con.execute("delete from marts.fct_order_line where order_id = 'BAD-1'")
+    finally:
+        con.close()
+    assert transform.dbt_build(settings, night).scope == "everything"
+
+
+def test_orders_only_selects_every_node_that_new_orders_or_the_as_of_date_reach(tmp_path):
+    """ORDERS_ONLY, as dbt selects it, holds every model and test that reads the as-of date (through
+    any macro) or an e-commerce raw table, or depends on one that does: a model that calls
+    as_of_date() without the tag `as_of` fails here."""
+    from flows import transform
+
+    manifest = fx.run_dbt(tmp_path / "unused.duckdb", ["parse"], work_dir=tmp_path).result
+    listed = fx.run_dbt(tmp_path / "unused.duckdb", ["ls", "--select", *transform.ORDERS_ONLY, "--output", "json",
+                                                     "--output-keys", "unique_id"], work_dir=tmp_path)
+    assert listed.success
+    selected = {json.loads(line)["unique_id"] for line in listed.result}
+
+    def macros(names, seen=None) -> set[str]:
+        seen = set() if seen is None else seen
+        for name in names:
+            if name not in seen and name in manifest.macros:
+                seen.add(name)
+                macros(manifest.macros[name].depends_on.macros, seen)
+        return seen
+
+    orders = {f"source.ocop.raw.{table}" for table in transform.ORDERS_TABLES}
+    reached: dict[str, bool] = {}
+
+    def reaches(unique_id: str) -> bool:
+        if unique_id not in reached:
+            node = manifest.nodes.get(unique_id)  # None: a source or a macro
+            reached[unique_id] = unique_id in orders or (node is not None and (
+                "macro.ocop.as_of_date" in macros(node.depends_on.macros)
+                or any(reaches(parent) for parent in getattr(node.depends_on, "nodes", []))))  # a seed: none
+        return reached[unique_id]
+
+    must = {u for u, n in manifest.nodes.items() if n.resource_type in ("model", "test") and reaches(u)}
+    assert len(must) > 50 and "model.ocop.dim_sales_point" in must
+    assert must <= selected, sorted(must - selected)
+    assert "model.ocop.submission_status" not in selected  # what the selection saves

@@ -1,5 +1,6 @@
 -- The dates the KPI snapshots are computed for: every month end from the first certificate's month
 -- up to the run's as-of date, plus the as-of date itself.
+{{ config(tags=['as_of']) }}  {# reads the as-of date: rebuilt every night (flows/transform.py ORDERS_ONLY) #}
 with
 
 run_date as (

@@ -1,5 +1,6 @@
 -- Products whose current certificate (the newest valid on the as-of date) expires within the next
 -- 180 days (var expiring_within_days): the ones to renew.
+{{ config(tags=['as_of']) }}  {# reads the as-of date: rebuilt every night (flows/transform.py ORDERS_ONLY) #}
 with
 
 current_certificates as (

@@ -1,4 +1,5 @@
 -- Calendar covering certificates (decision to expiry), orders and the as-of date, whole years.
+{{ config(tags=['as_of']) }}  {# reads the as-of date: rebuilt every night (flows/transform.py ORDERS_ONLY) #}
 with
 
 bounds as (

@@ -1,4 +1,5 @@
 -- Owners ("chủ thể") of OCOP products, with their state on the run's as-of date.
+{{ config(tags=['as_of']) }}  {# reads the as-of date: rebuilt every night (flows/transform.py ORDERS_ONLY) #}
 with
 
 owners as (

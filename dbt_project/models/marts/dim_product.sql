@@ -1,5 +1,6 @@
 -- One row per OCOP product ever certified in an accepted submission; attributes from the newest
 -- accepted submission listing it, certificate state on the run's as-of date.
+{{ config(tags=['as_of']) }}  {# reads the as-of date: rebuilt every night (flows/transform.py ORDERS_ONLY) #}
 with
 
 products as (

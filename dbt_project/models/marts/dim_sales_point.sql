@@ -1,4 +1,5 @@
 -- OCOP showcase and sales points as each district last reported them.
+{{ config(tags=['as_of']) }}  {# reads the as-of date: rebuilt every night (flows/transform.py ORDERS_ONLY) #}
 with
 
 sales_points as (

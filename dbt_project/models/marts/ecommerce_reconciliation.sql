@@ -1,6 +1,7 @@
 -- The district's own "listed on e-commerce" flag (len_san_tmdt) against the platform catalogue on the
 -- as-of date, for the products of each district's in-use submission. Only mismatches are listed
 -- (a warning for the data team, not an error).
+{{ config(tags=['as_of']) }}  {# reads the as-of date: rebuilt every night (flows/transform.py ORDERS_ONLY) #}
 with
 
 products as (

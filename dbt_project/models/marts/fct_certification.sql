@@ -1,4 +1,5 @@
 -- One row per OCOP certificate (ma_san_pham + decision date), accumulated over all accepted submissions.
+{{ config(tags=['as_of']) }}  {# reads the as-of date: rebuilt every night (flows/transform.py ORDERS_ONLY) #}
 with
 
 certificates as (

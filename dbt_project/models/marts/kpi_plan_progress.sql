@@ -1,6 +1,7 @@
 -- Progress against the provincial OCOP plans (seed plan_targets): per plan x indicator, the target
 -- range, the actual for the plan year measured up to min(as-of date, 31 December of that year), and
 -- whether the minimum is met. An indicator the data cannot measure has actual and met null.
+{{ config(tags=['as_of']) }}  {# reads the as-of date: rebuilt every night (flows/transform.py ORDERS_ONLY) #}
 with
 
 targets as (
