@@ -234,10 +234,9 @@ def dbt_build(settings: Settings, as_of: dt.date, full_refresh: bool = False) ->
     working = None if full_refresh else _working(settings)
     seeds, built_from = seeds_fingerprint(), _built_from(working)
     scope = "everything"
-    if working is not None:
-        if _stamp(settings, SEEDS_STAMP) == seeds and {p.stem for p in (DBT_PROJECT_DIR / "seeds").glob("*.csv")} \
-                <= working.seed_tables:
-            args += ["--exclude", "resource_type:seed"]  # as a selector: the seeds' own tests go with them
+    if working is not None and _stamp(settings, SEEDS_STAMP) == seeds \
+            and {p.stem for p in (DBT_PROJECT_DIR / "seeds").glob("*.csv")} <= working.seed_tables:
+        args += ["--exclude", "resource_type:seed"]  # as a selector: the seeds' own tests go with them
         if _stamp(settings, BUILD_STAMP) == built_from:
             args += ["--select", *ORDERS_ONLY]
             scope = "what the new e-commerce data and the as-of date reach (the districts' data is as the last build found it)"
