@@ -154,7 +154,7 @@ BUILD_STAMP = "dbt-build.json"
 # The raw tables a night with only new e-commerce data brings, and what such a night rebuilds: what
 # they reach, and what reads the as-of date (the models tagged `as_of`; tests/dbt checks that every
 # node reading the date is selected). The models of the districts' data alone, with their tests
-# (~60 % of the nodes), stay as the last complete build left them.
+# (~40 % of the nodes), stay as the last complete build left them.
 ORDERS_TABLES = ("ecommerce_listings", "ecommerce_order_lines")
 ORDERS_ONLY = [*(f"source:{RAW_DATASET}.{table}+" for table in ORDERS_TABLES), "tag:as_of+"]
 
