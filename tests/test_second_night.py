@@ -139,3 +139,41 @@ def test_platform_api_refusing_the_token_does_not_stop_the_districts_night(night
     assert "published (as-of 2025-01-20)" in out and "1 accepted" in out
     assert "API auth_failed" in out and "401" in out
     assert "a-wrong-token" not in out
+
+
+def test_a_night_of_new_orders_only_rebuilds_what_they_reach_and_publishes_them(night_copy, capsys):
+    """The night after the demo brings one order line and no district file: dbt builds what the
+    platform's data and the as-of date reach (flows/transform.py ORDERS_ONLY), and the publication
+    has the new line and the new date's KPIs, the earlier figures unchanged."""
+    import json
+
+    inbox, warehouse = night_copy
+    before = _district_kpis(warehouse / "ocop.duckdb", "524")
+    con = duckdb.connect(str(warehouse / "ocop.duckdb"), read_only=True)
+    status_before = con.execute("select * from marts.submission_status order by all").fetchall()
+    con.close()
+    line = {"order_id": "DH2412210001", "line_no": 1, "ordered_at": "2024-12-21T09:00:00+07:00",
+            "sku": "SKU-QNg-524-013-200G", "qty": 3, "unit_price_vnd": 72000, "discount_vnd": 0, "channel": "web",
+            "status": "completed", "buyer_province": "Quảng Ngãi", "updated_at": "2024-12-21T09:00:00+07:00"}
+    (inbox / "ecommerce" / "orders-2024-12-21.jsonl").write_text(json.dumps(line, ensure_ascii=False) + "\n",
+                                                                 encoding="utf-8")
+    code = ocop(["run", "--inbox", str(inbox), "--warehouse", str(warehouse), "--as-of", "2024-12-21"])
+    captured = capsys.readouterr()
+    assert code == 0 and "published (as-of 2024-12-21)" in captured.out
+    results = json.loads((warehouse / "work" / "dbt-target" / "run_results.json").read_text())["results"]
+    built = {r["unique_id"] for r in results}
+    assert {"model.ocop.fct_order_line", "model.ocop.kpi_province_snapshot", "model.ocop.dim_product"} <= built
+    assert not {"model.ocop.submission_status", "model.ocop.int_products"} & built
+
+    con = duckdb.connect(str(warehouse / "ocop.duckdb"), read_only=True)
+    try:
+        assert con.execute("select revenue_vnd, order_date from marts.fct_order_line where order_id = 'DH2412210001'"
+                           ).fetchall() == [(216_000, dt.date(2024, 12, 21))]
+        assert con.execute("select count(*) from marts.kpi_province_snapshot where as_of_date = '2024-12-21'"
+                           ).fetchone()[0] == 1
+        assert con.execute("select * from marts.submission_status order by all").fetchall() == status_before
+    finally:
+        con.close()
+    after = _district_kpis(warehouse / "ocop.duckdb", "524")
+    month_ends = [row for row in before if row[0] < AS_OF]
+    assert month_ends and [row for row in after if row[0] < AS_OF] == month_ends
