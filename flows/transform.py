@@ -148,8 +148,7 @@ def run_dbt(settings: Settings, args: list[str], as_of: dt.date | None = None,
     return DbtOutcome(**summary)
 
 
-SEEDS_STAMP = "dbt-seeds.fingerprint"
-BUILD_STAMP = "dbt-build.json"
+BUILD_STAMP = "dbt-build.json"  # what the last build that succeeded read (_this_build)
 
 # The raw tables a night with only new e-commerce data brings, and what such a night rebuilds: what
 # they reach, and what reads the as-of date (the models tagged `as_of`; tests/dbt checks that every
@@ -212,17 +211,20 @@ def _working(settings: Settings) -> _Working | None:
     return _Working({t for schema, t in tables if schema == REFERENCE_SCHEMA}, raw)
 
 
-def _stamp(settings: Settings, name: str) -> str | None:
-    path = settings.work_dir / name
-    return path.read_text() if path.exists() else None
+def _last_build(settings: Settings) -> dict:
+    """BUILD_STAMP: what the last build that succeeded read ({} when there is none)."""
+    try:
+        return json.loads((settings.work_dir / BUILD_STAMP).read_text())
+    except (OSError, ValueError):
+        return {}
 
 
-def _built_from(working: _Working | None) -> str:
-    """What a build reads besides new orders: the project, dbt, and the raw tables of `working`."""
+def _this_build(working: _Working | None) -> dict:
+    """What a build reads besides new orders: the seeds, the project, dbt, and `working`'s raw tables."""
     from importlib.metadata import version
 
-    return json.dumps({"project": project_fingerprint(), "dbt": [version("dbt-core"), version("dbt-duckdb")],
-                       "raw": working.raw if working else None}, sort_keys=True)
+    return {"seeds": seeds_fingerprint(), "project": project_fingerprint(),
+            "dbt": [version("dbt-core"), version("dbt-duckdb")], "raw": working.raw if working else None}
 
 
 def dbt_build(settings: Settings, as_of: dt.date, full_refresh: bool = False) -> DbtOutcome:
@@ -232,26 +234,24 @@ def dbt_build(settings: Settings, as_of: dt.date, full_refresh: bool = False) ->
     (ORDERS_ONLY). dbt unit tests check the SQL, not the night's data: they run in CI (tests/dbt)."""
     args = ["build", "--exclude-resource-type", "unit_test", *(["--full-refresh"] if full_refresh else [])]
     working = None if full_refresh else _working(settings)
-    seeds, built_from = seeds_fingerprint(), _built_from(working)
+    this, last = _this_build(working), _last_build(settings)
     scope = "everything"
-    if working is not None and _stamp(settings, SEEDS_STAMP) == seeds \
+    if working is not None and last.get("seeds") == this["seeds"] \
             and {p.stem for p in (DBT_PROJECT_DIR / "seeds").glob("*.csv")} <= working.seed_tables:
         args += ["--exclude", "resource_type:seed"]  # as a selector: the seeds' own tests go with them
-        if _stamp(settings, BUILD_STAMP) == built_from:
+        if last == this:
             args += ["--select", *ORDERS_ONLY]
             scope = "what the new e-commerce data and the as-of date reach (the districts' data is as the last build found it)"
-    for name in (SEEDS_STAMP, BUILD_STAMP):  # until this build has succeeded
-        (settings.work_dir / name).unlink(missing_ok=True)
+    (settings.work_dir / BUILD_STAMP).unlink(missing_ok=True)  # until this build has succeeded
     outcome = run_dbt(settings, args, as_of)
     if not outcome.success and scope != "everything":
-        # whatever failed (a district model's table gone, say), a complete build may not: the stamps
-        # are gone, so this one is complete
+        # whatever failed (a district model's table gone, say), a complete build may not: the stamp
+        # is gone, so this one is complete
         log.warning("dbt build of %s failed; building everything", scope)
         return dbt_build(settings, as_of)
     if not outcome.success:
         raise DbtFailed("dbt build failed:\n  " + "\n  ".join(outcome.failures or ["(see dbt logs)"]))
-    (settings.work_dir / SEEDS_STAMP).write_text(seeds)
-    (settings.work_dir / BUILD_STAMP).write_text(built_from)
+    (settings.work_dir / BUILD_STAMP).write_text(json.dumps(this, sort_keys=True))
     outcome.scope = scope
     return outcome
 
