@@ -257,3 +257,8 @@ def group_running(pgid: int) -> bool:
     return any((f := _running_stat(stat)) is not None and int(f[2]) == pgid
                for stat in Path("/proc").glob("[0-9]*/stat"))
 
+
+# --- dbt
+def dbt_nodes_run(target_dir: Path) -> set[str]:
+    """The unique_ids of the nodes that the last dbt invocation writing to `target_dir` ran."""
+    return {r["unique_id"] for r in json.loads((Path(target_dir) / "run_results.json").read_text())["results"]}

@@ -8,7 +8,7 @@ import shutil
 import duckdb
 import openpyxl
 import pytest
-from helpers import AlertReceiver, product_row, write_workbook
+from helpers import AlertReceiver, dbt_nodes_run, product_row, write_workbook
 
 from flows.cli import main as ocop
 
@@ -160,8 +160,7 @@ def test_a_night_of_new_orders_only_rebuilds_what_they_reach_and_publishes_them(
     code = ocop(["run", "--inbox", str(inbox), "--warehouse", str(warehouse), "--as-of", "2024-12-21"])
     captured = capsys.readouterr()
     assert code == 0 and "published (as-of 2024-12-21)" in captured.out
-    results = json.loads((warehouse / "work" / "dbt-target" / "run_results.json").read_text())["results"]
-    built = {r["unique_id"] for r in results}
+    built = dbt_nodes_run(warehouse / "work" / "dbt-target")
     assert {"model.ocop.fct_order_line", "model.ocop.kpi_province_snapshot", "model.ocop.dim_product"} <= built
     assert not {"model.ocop.submission_status", "model.ocop.int_products"} & built
 

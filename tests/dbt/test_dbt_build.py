@@ -32,6 +32,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import make_raw_fixture as fx  # noqa: E402
+from helpers import dbt_nodes_run  # noqa: E402 - tests/helpers.py (tests/conftest.py puts it on the path)
 
 D = dt.date(2024, 12, 20)
 
@@ -358,16 +359,15 @@ def test_nightly_build_loads_the_seeds_only_when_they_changed(built, tmp_path, m
     """flows.transform.dbt_build: the reference seeds (and their tests) are loaded by the first
     build, skipped while unchanged, loaded again when a seed file changes or their tables are gone."""
     import datetime as dt
-    import json
 
     from flows import transform
 
     settings = _night_settings(built, tmp_path)
 
     def seeds_built() -> int:
-        results = json.loads((settings.dbt_target_dir / "run_results.json").read_text())["results"]
-        seeds = sum(r["unique_id"].startswith("seed.") for r in results)
-        seed_tests = sum(r["unique_id"].startswith("test.ocop.unique_owner_types_owner_type") for r in results)
+        nodes = dbt_nodes_run(settings.dbt_target_dir)
+        seeds = sum(n.startswith("seed.") for n in nodes)
+        seed_tests = sum(n.startswith("test.ocop.unique_owner_types_owner_type") for n in nodes)
         assert seed_tests == (1 if seeds else 0)  # a seed's own tests run with it, and only then
         return seeds
 
@@ -508,15 +508,13 @@ def test_a_night_with_only_new_orders_rebuilds_what_they_and_the_date_reach(buil
     marts are what a complete build makes. New district data, a changed project or a failed build
     make the next build complete again; so does a failing build of the new orders, at once."""
     import datetime as dt
-    import json
 
     from flows import transform
 
     settings = _night_settings(built, tmp_path)
 
     def built_models() -> set[str]:
-        results = json.loads((settings.dbt_target_dir / "run_results.json").read_text())["results"]
-        return {r["unique_id"].split(".")[-1] for r in results if r["unique_id"].startswith("model.")}
+        return {n.split(".")[-1] for n in dbt_nodes_run(settings.dbt_target_dir) if n.startswith("model.")}
 
     complete = transform.dbt_build(settings, D)
     assert complete.scope == "everything" and "submission_status" in built_models()
