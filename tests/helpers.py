@@ -262,3 +262,46 @@ def group_running(pgid: int) -> bool:
 def dbt_nodes_run(target_dir: Path) -> set[str]:
     """The unique_ids of the nodes that the last dbt invocation writing to `target_dir` ran."""
     return {r["unique_id"] for r in json.loads((Path(target_dir) / "run_results.json").read_text())["results"]}
+
+
+# --- marts compared between two builds over the same inputs
+# Columns that differ between two nights over the same inputs, and why:
+EXCLUDED = {
+    "fct_order_line": {"raw_load_id",          # dlt load id (a timestamp) of the load that brought the line
+                       "dbt_loaded_at"},       # when dbt wrote the row
+    "sales_monthly": {"source_loaded_at"},     # max(dbt_loaded_at) of the month's lines
+    "submission_status": {"received_at",       # when the night received the file
+                          "checked_at"},       # when the gate checked it
+    "dim_district": {"in_use_received_at", "last_submission_received_at"},  # received_at, per district
+}
+
+
+def snapshot_marts(db: Path) -> dict[str, tuple[list[str], list[tuple]]]:
+    """Every mart: (compared columns, sorted rows)."""
+    import duckdb
+
+    from flows import publish as publishing
+
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        out = {}
+        for t in publishing.mart_tables(con, con.execute("select current_database()").fetchone()[0]):
+            cols = [r[0] for r in con.execute(f"describe marts.{t}").fetchall()]
+            missing = EXCLUDED.get(t, set()) - set(cols)
+            assert not missing, f"EXCLUDED names columns that marts.{t} does not have: {missing}"
+            keep = [c for c in cols if c not in EXCLUDED.get(t, set())]
+            rows = con.execute(f"select {', '.join(keep)} from marts.{t} order by all").fetchall()
+            out[t] = (keep, rows)
+        return out
+    finally:
+        con.close()
+
+
+def assert_same_marts(reference: dict, actual: dict) -> None:
+    assert sorted(actual) == sorted(reference), "different set of marts"
+    for t, (cols, rows) in reference.items():
+        a_cols, a_rows = actual[t]
+        assert a_cols == cols, f"marts.{t}: columns differ"
+        assert len(a_rows) == len(rows), f"marts.{t}: {len(a_rows)} rows, the clean night has {len(rows)}"
+        diff = [(i, r, a) for i, (r, a) in enumerate(zip(rows, a_rows)) if r != a]
+        assert not diff, f"marts.{t}: {len(diff)} rows differ, first: {diff[0]}"

@@ -5,7 +5,7 @@ database as it was, and the next night gives marts identical to an uninterrupted
 
 The clean reference night is the session's `demo_night` (same demo inbox, same as-of date). Marts
 are compared table by table, row by row, on every column except those that record *when* or *in
-which load* something happened (EXCLUDED below): they legitimately differ between two nights.
+which load* something happened (helpers.EXCLUDED): they legitimately differ between two nights.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from helpers import group_running
+from helpers import assert_same_marts, group_running, snapshot_marts
 
 from flows import publish as publishing
 from flows.config import REPO_ROOT, load_settings
@@ -34,45 +34,7 @@ pytestmark = pytest.mark.e2e
 
 AS_OF = dt.date(2024, 12, 20)
 
-# Columns that differ between two nights over the same inputs, and why:
-EXCLUDED = {
-    "fct_order_line": {"raw_load_id",          # dlt load id (a timestamp) of the load that brought the line
-                       "dbt_loaded_at"},       # when dbt wrote the row
-    "sales_monthly": {"source_loaded_at"},     # max(dbt_loaded_at) of the month's lines
-    "submission_status": {"received_at",       # when the night received the file
-                          "checked_at"},       # when the gate checked it
-    "dim_district": {"in_use_received_at", "last_submission_received_at"},  # received_at, per district
-}
-
-
 # ------------------------------------------------------------------------------------------ helpers
-
-def snapshot_marts(db: Path) -> dict[str, tuple[list[str], list[tuple]]]:
-    """Every mart: (compared columns, sorted rows)."""
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        out = {}
-        for t in publishing.mart_tables(con, con.execute("select current_database()").fetchone()[0]):
-            cols = [r[0] for r in con.execute(f"describe marts.{t}").fetchall()]
-            missing = EXCLUDED.get(t, set()) - set(cols)
-            assert not missing, f"EXCLUDED names columns that marts.{t} does not have: {missing}"
-            keep = [c for c in cols if c not in EXCLUDED.get(t, set())]
-            rows = con.execute(f"select {', '.join(keep)} from marts.{t} order by all").fetchall()
-            out[t] = (keep, rows)
-        return out
-    finally:
-        con.close()
-
-
-def assert_same_marts(reference: dict, actual: dict) -> None:
-    assert sorted(actual) == sorted(reference), "different set of marts"
-    for t, (cols, rows) in reference.items():
-        a_cols, a_rows = actual[t]
-        assert a_cols == cols, f"marts.{t}: columns differ"
-        assert len(a_rows) == len(rows), f"marts.{t}: {len(a_rows)} rows, the clean night has {len(rows)}"
-        diff = [(i, r, a) for i, (r, a) in enumerate(zip(rows, a_rows)) if r != a]
-        assert not diff, f"marts.{t}: {len(diff)} rows differ, first: {diff[0]}"
-
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -32,7 +32,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import make_raw_fixture as fx  # noqa: E402
-from helpers import dbt_nodes_run  # noqa: E402 - tests/helpers.py (tests/conftest.py puts it on the path)
+from helpers import assert_same_marts, dbt_nodes_run, snapshot_marts  # noqa: E402 - tests/helpers.py (tests/conftest.py puts it on the path)
 
 D = dt.date(2024, 12, 20)
 
@@ -484,24 +484,6 @@ def test_the_marts_not_null_columns_are_enforced_constraints(built, tmp_path):
         con.close()
 
 
-def _marts(db) -> dict[str, list]:
-    """Every mart's rows, in order, without the columns that record when dbt wrote them."""
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        marts = {}
-        for (table,) in con.execute("select table_name from duckdb_tables() where schema_name = 'marts' "
-                                    "order by 1").fetchall():
-            columns = [c for (c,) in con.execute(
-                "select column_name from duckdb_columns() where schema_name = 'marts' and table_name = ? "
-                "and column_name not in ('dbt_loaded_at', 'source_loaded_at') order by column_index",
-                [table]).fetchall()]
-            listed = ", ".join(f'"{c}"' for c in columns)
-            marts[table] = con.execute(f"select {listed} from marts.{table} order by all").fetchall()
-        return marts
-    finally:
-        con.close()
-
-
 def test_a_night_with_only_new_orders_rebuilds_what_they_and_the_date_reach(built, tmp_path, monkeypatch):
     """flows.transform.dbt_build: after a build that succeeded, a night whose only new raw data is the
     e-commerce platform's rebuilds what that data and the as-of date reach (ORDERS_ONLY), and its
@@ -538,10 +520,10 @@ def test_a_night_with_only_new_orders_rebuilds_what_they_and_the_date_reach(buil
     assert line == {"ma_san_pham": "LS01", "revenue_vnd": 140_000}
     assert one(settings.work_db, "select count(*) as n from marts.kpi_province_snapshot where as_of_date = ?",
                [night])["n"] == 1
-    after_orders_only = _marts(settings.work_db)
+    after_orders_only = snapshot_marts(settings.work_db)
     (settings.work_dir / transform.BUILD_STAMP).unlink()
     assert transform.dbt_build(settings, night).scope == "everything"
-    assert _marts(settings.work_db) == after_orders_only
+    assert_same_marts(after_orders_only, snapshot_marts(settings.work_db))
 
     con = duckdb.connect(str(settings.work_db))
     try:  # a district's file checked again: a new verdict
