@@ -178,6 +178,84 @@ def test_newest_wins_within_one_load_across_batches(tmp_path, catalogue):
     assert figures(s) == (6, 5 * 10_000)
 
 
+def test_of_versions_as_new_as_each_other_the_line_read_last_wins(tmp_path, catalogue):
+    """Lines sent twice with the same updated_at in one load (a first load, written with append
+    and then cleared of older versions): the later line wins, in the same file or in the next one,
+    whatever order DuckDB appended the rows in (many small batches: many row groups)."""
+    s = make_settings(tmp_path)
+    write_jsonl(feed(s) / "listings.jsonl", catalogue)
+    base = {"line_no": 1, "ordered_at": "2024-12-01T10:00:00+07:00", "sku": catalogue[0]["sku"], "qty": 1,
+            "unit_price_vnd": 10_000, "discount_vnd": 0, "channel": "web", "buyer_province": "Quảng Ngãi",
+            "status": "completed", "updated_at": "2024-12-01T11:00:00+07:00"}
+    first = [dict(base, order_id=f"DH{i}") for i in range(60)]
+    again_same_file = [dict(base, order_id=f"DH{i}", qty=2) for i in range(0, 60, 2)]
+    again_next_file = [dict(base, order_id=f"DH{i}", qty=3) for i in range(0, 60, 3)]
+    write_jsonl(feed(s) / "orders_1.jsonl", first + again_same_file)
+    write_jsonl(feed(s) / "orders_2.jsonl", again_next_file)
+    load_ecommerce(s, batch_size=7)
+    got = dict(query(s, "select order_id, qty from raw.ecommerce_order_lines"))
+    assert got == {f"DH{i}": 3 if i % 3 == 0 else 2 if i % 2 == 0 else 1 for i in range(60)}
+
+
+def test_chunks_parsed_out_of_order_load_in_line_order(tmp_path, catalogue, lines, monkeypatch):
+    """Chunks of JSON Lines are parsed by several threads at once and may finish in any order;
+    the load is the same as when they finish in order, and leaves no scratch file behind."""
+    import time
+
+    from flows.sources import ecommerce as src
+
+    files = tmp_path / "files"
+    write_jsonl(files / "listings.jsonl", catalogue)
+    write_jsonl(files / "orders_a.jsonl", lines[:300])
+    write_jsonl(files / "orders_b.jsonl.gz", lines[300:])
+
+    def load(root: Path) -> tuple:
+        s = make_settings(root)
+        shutil.copytree(files, feed(s), dirs_exist_ok=True)  # the same bytes (a gzip header holds a time)
+        r = load_ecommerce(s, batch_size=40)
+        assert r.rows_loaded["ecommerce_order_lines"] == 600
+        assert not list(s.work_dir.glob("ocop-loader-*"))  # the order lines' loader file, once imported
+        rows = query(s, "select source, source_line, order_id, line_no, qty, status from raw.ecommerce_order_lines "
+                        "order by source, source_line")
+        return snapshot(s), rows
+
+    in_order = load(tmp_path / "in_order")
+    parse = src._Parsers._parse
+    finished: list[int] = []
+
+    def late_when_even(self, spec, schema, data, line_ends, first):
+        if (first // 40) % 2 == 0:  # every other chunk takes longer than the next one
+            time.sleep(0.05)
+        out = parse(self, spec, schema, data, line_ends, first)
+        finished.append(first)
+        return out
+
+    monkeypatch.setattr(src._Parsers, "_parse", late_when_even)
+    assert load(tmp_path / "out_of_order") == in_order
+    assert finished != sorted(finished)  # they did finish out of order
+
+
+def test_a_failed_load_leaves_no_scratch_file(tmp_path, catalogue, lines, monkeypatch):
+    from flows.sources import ecommerce as src
+
+    s = make_settings(tmp_path)
+    write_jsonl(feed(s) / "listings.jsonl", catalogue)
+    write_jsonl(feed(s) / "orders.jsonl", lines)
+    finish = src._finish
+    calls = []
+
+    def fails_on_the_third_batch(spec, table):
+        calls.append(spec.kind)
+        if len(calls) == 3:
+            raise RuntimeError("boom")
+        return finish(spec, table)
+
+    monkeypatch.setattr(src, "_finish", fails_on_the_third_batch)
+    with pytest.raises(Exception, match="boom"):
+        load_ecommerce(s, batch_size=100)
+    assert not list(s.work_dir.glob("ocop-loader-*"))
+
+
 def test_bad_lines_are_quarantined_and_good_lines_load(tmp_path, catalogue):
     s = make_settings(tmp_path)
     write_jsonl(feed(s) / "listings.jsonl", catalogue)
