@@ -180,6 +180,9 @@ def ingest(args: dict) -> dict:
 def night(args: dict) -> dict:
     times: dict[str, float] = {}
     import flows.cli
+
+    if hasattr(flows.cli, "starting"):
+        flows.cli.starting()  # as `ocop run` starts (run_night turns the collector back on)
     from flows.config import load_settings
 
     settings = load_settings(args["inbox"], args["warehouse"])

@@ -326,12 +326,15 @@ def _heap_left_alone() -> Iterator[None]:
     often, and each full collection goes through every object of the process: the imported
     modules (~150k objects for a load alone, millions in a night's process), each time, holding
     the GIL that the parsing threads need. Frozen (`gc.freeze`), they are not looked at; the load's
-    own garbage is collected as before. ~0.1 s of a 1M-line load. Unfrozen afterwards."""
+    own garbage is collected as before. ~0.1 s of a 1M-line load. Unfrozen afterwards, unless the
+    process had frozen objects before (a night freezes what its start-up loaded: flows/cli.py)."""
+    frozen_before = gc.get_freeze_count() > 0
     gc.freeze()
     try:
         yield
     finally:
-        gc.unfreeze()
+        if not frozen_before:
+            gc.unfreeze()
 
 
 def _load_ecommerce(settings: Settings, pipeline: dlt.Pipeline, batch_size: int | None,
