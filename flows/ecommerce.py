@@ -276,6 +276,12 @@ def _run(pipeline: dlt.Pipeline, source: Any, report: EcommerceLoadReport, store
     return load_ids
 
 
+def _loader_files(settings: Settings):
+    """Where the source writes the order lines' loader file before dlt links it into the load
+    package (beside dlt's folder: the same file system)."""
+    return settings.work_dir / "loader-files"
+
+
 def _dedup_marker(settings: Settings):
     return settings.work_dir / ".ecommerce-order-lines-dedup-pending"
 
@@ -340,6 +346,8 @@ def _heap_left_alone() -> Iterator[None]:
 def _load_ecommerce(settings: Settings, pipeline: dlt.Pipeline, batch_size: int | None,
                     api_options: dict | None) -> EcommerceLoadReport:
     finish_pending(pipeline)
+    # a loader file a killed load left (a package it reached holds a link of its own)
+    shutil.rmtree(_loader_files(settings), ignore_errors=True)
     report = EcommerceLoadReport()
     stored = _StoredRows(pipeline)
     extra = {"batch_size": batch_size} if batch_size else {}
@@ -370,7 +378,7 @@ def _load_ecommerce(settings: Settings, pipeline: dlt.Pipeline, batch_size: int 
             for f in new:
                 _archive(settings, f)
             source = ecommerce_files(new, known_skus=known, is_newer=stored.is_newer,
-                                     scratch_dir=str(settings.work_dir), **extra)
+                                     scratch_dir=str(_loader_files(settings)), **extra)
             if first_load:
                 load_ids += _first_load(settings, pipeline, source, report, stored)
             else:

@@ -37,6 +37,12 @@ def query(settings: Settings, sql: str, params: list | None = None) -> list[tupl
         con.close()
 
 
+def loader_files(settings: Settings) -> Path:
+    from flows.ecommerce import _loader_files
+
+    return _loader_files(settings)
+
+
 def figures(settings: Settings) -> tuple[int, int]:
     """(order lines, revenue of completed lines) as stored."""
     n, rev = query(settings, """
@@ -214,7 +220,7 @@ def test_chunks_parsed_out_of_order_load_in_line_order(tmp_path, catalogue, line
         shutil.copytree(files, feed(s), dirs_exist_ok=True)  # the same bytes (a gzip header holds a time)
         r = load_ecommerce(s, batch_size=40)
         assert r.rows_loaded["ecommerce_order_lines"] == 600
-        assert not list(s.work_dir.glob("ocop-loader-*"))  # the order lines' loader file, once imported
+        assert not any(loader_files(s).iterdir())  # the order lines' loader file, once imported
         rows = query(s, "select source, source_line, order_id, line_no, qty, status from raw.ecommerce_order_lines "
                         "order by source, source_line")
         return snapshot(s), rows
@@ -236,6 +242,8 @@ def test_chunks_parsed_out_of_order_load_in_line_order(tmp_path, catalogue, line
 
 
 def test_a_failed_load_leaves_no_scratch_file(tmp_path, catalogue, lines, monkeypatch):
+    """The order lines' loader file goes when the load fails while writing it, and one that a
+    killed load left behind goes at the next load."""
     from flows.sources import ecommerce as src
 
     s = make_settings(tmp_path)
@@ -253,7 +261,15 @@ def test_a_failed_load_leaves_no_scratch_file(tmp_path, catalogue, lines, monkey
     monkeypatch.setattr(src, "_finish", fails_on_the_third_batch)
     with pytest.raises(Exception, match="boom"):
         load_ecommerce(s, batch_size=100)
-    assert not list(s.work_dir.glob("ocop-loader-*"))
+    assert calls == ["listings", "order_lines", "order_lines"]  # the order lines' loader file was begun
+    assert not any(loader_files(s).iterdir())
+
+    stale = loader_files(s) / "ocop-loader-x" / "ecommerce_order_lines.parquet"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"PAR1")
+    monkeypatch.setattr(src, "_finish", finish)
+    assert load_ecommerce(s).rows_loaded["ecommerce_order_lines"] == 600
+    assert not any(loader_files(s).iterdir())
 
 
 def test_bad_lines_are_quarantined_and_good_lines_load(tmp_path, catalogue):

@@ -1298,12 +1298,14 @@ class _LoaderFile:
 
     dlt's writer takes ~0.46 s to write 1M lines; this file ~0.19 s, and DuckDB loads it as fast:
     it is a local file read once, so it is not compressed, has no statistics and dictionary-codes
-    only the columns that repeat (dlt's writer sets neither). It holds the column dlt would add,
-    `_dlt_load_id`; the hints (`hints()`) are the columns without it, as dlt would see them in
-    the Arrow tables of the rows, so the table and its schema are the same either way.
+    only the columns that repeat (dlt's writer has no setting for the last two). It holds the
+    column dlt would add, `_dlt_load_id`; the hints given with it are the columns without it, as
+    dlt would see them in the Arrow tables of the rows, so the table and its schema are the same
+    either way.
 
-    Made on the first row, in the resource while it runs (the load id is the package's);
-    `remove()` deletes the folder: dlt has linked or copied the file into the package by then."""
+    Made on the first row, in the resource while it runs (the load id is the package's), in a
+    folder of its own under `scratch_dir`; `remove()` deletes the folder: dlt has linked or copied
+    the file into the package by then."""
 
     REPEATED = frozenset({"sku", "channel", "status", "buyer_province", "source", "loaded_at", "line_no", "qty",
                           "unit_price_vnd", "discount_vnd", "_dlt_load_id"})
