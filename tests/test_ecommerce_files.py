@@ -203,6 +203,56 @@ def test_of_versions_as_new_as_each_other_the_line_read_last_wins(tmp_path, cata
     assert got == {f"DH{i}": 3 if i % 3 == 0 else 2 if i % 2 == 0 else 1 for i in range(60)}
 
 
+def test_keys_ascending():
+    import pyarrow as pa
+
+    from flows.sources.ecommerce import _keys_ascending
+
+    def t(*keys):
+        return pa.table({"order_id": [k[0] for k in keys], "line_no": [k[1] for k in keys]})
+
+    keys = ("order_id", "line_no")
+    assert _keys_ascending(t(("A", 1), ("A", 2), ("B", 1)), keys, None)
+    assert _keys_ascending(t(("B", 1)), keys, ("A", 9))
+    assert not _keys_ascending(t(("A", 1), ("A", 1)), keys, None)  # a key twice
+    assert not _keys_ascending(t(("A", 2), ("A", 1)), keys, None)
+    assert not _keys_ascending(t(("B", 1), ("A", 2)), keys, None)
+    assert not _keys_ascending(t(("A", 1)), keys, ("A", 1))  # the last key of the batch before
+    assert not _keys_ascending(t(("A", 1)), keys, ("B", 1))
+    assert not _keys_ascending(t(("A", 1), (None, 2)), keys, None)
+    assert not _keys_ascending(t((None, 1)), keys, None)
+
+
+def test_a_first_load_in_key_order_does_not_search_for_lines_sent_twice(tmp_path, catalogue, lines, monkeypatch):
+    """Lines that come with ever greater keys (order_id, line_no) cannot hold a key twice: the first
+    load (written with append) skips its search for older versions. Out of order, it searches."""
+    import flows.ecommerce as ecommerce_module
+
+    searched = []
+    keep_newest = ecommerce_module._StoredRows.keep_newest
+
+    def spy(self, table):
+        searched.append(table)
+        return keep_newest(self, table)
+
+    monkeypatch.setattr(ecommerce_module._StoredRows, "keep_newest", spy)
+    ordered = sorted(lines, key=lambda r: (r["order_id"], r["line_no"]))
+
+    s = make_settings(tmp_path / "in_order")
+    write_jsonl(feed(s) / "listings.jsonl", catalogue)
+    write_jsonl(feed(s) / "orders_1.jsonl", ordered[:300])
+    write_jsonl(feed(s) / "orders_2.jsonl", ordered[300:])
+    load_ecommerce(s, batch_size=64)
+    assert searched == [] and figures(s) == (600, completed_revenue(lines))
+
+    s = make_settings(tmp_path / "out_of_order")
+    write_jsonl(feed(s) / "listings.jsonl", catalogue)
+    write_jsonl(feed(s) / "orders_1.jsonl", ordered[300:])
+    write_jsonl(feed(s) / "orders_2.jsonl", ordered[:300])
+    load_ecommerce(s, batch_size=64)
+    assert searched == ["ecommerce_order_lines"] and figures(s) == (600, completed_revenue(lines))
+
+
 def test_chunks_parsed_out_of_order_load_in_line_order(tmp_path, catalogue, lines, monkeypatch):
     """Chunks of JSON Lines are parsed by several threads at once and may finish in any order;
     the load is the same as when they finish in order, and leaves no scratch file behind."""

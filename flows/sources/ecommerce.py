@@ -109,6 +109,8 @@ SEVERITY_WARNING = "warning"
 # is_newer(table_name, keys) -> boolean mask: which rows are newer than the stored version.
 # `keys` holds the table's key columns and `updated_at`.
 NewerCheck = Callable[[str, pa.Table], pa.Array]
+# on_order_lines(rows, keys_ascending): see ecommerce_files
+OrderLinesWritten = Callable[[int, bool], None]
 
 
 # --------------------------------------------------------------------------------------------
@@ -1292,6 +1294,27 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def _keys_ascending(table: pa.Table, keys: Sequence[str], before: tuple | None) -> bool:
+    """True when every row's key (the columns `keys`, compared in turn) is greater than the key of
+    the row before it, the first row's greater than `before`: then no key is there twice. Keys
+    with a null part (not loaded: missing_key) make it False."""
+    n = table.num_rows
+    first = tuple(table[k][0].as_py() for k in keys)
+    if None in first or (before is not None and not before < first):
+        return False
+    if n == 1:
+        return True
+    greater: Any = None  # rows whose key is greater than the row's before it, on the parts compared so far
+    equal: Any = None  # rows whose key equals the row's before it, on the parts compared so far
+    for k in keys:
+        column = table[k]
+        prev, cur = column.slice(0, n - 1), column.slice(1)
+        gt, eq = pc.greater(cur, prev), pc.equal(cur, prev)
+        greater = gt if greater is None else pc.or_(greater, pc.and_(equal, gt))
+        equal = eq if equal is None else pc.and_(equal, eq)
+    return bool(pc.all(pc.fill_null(greater, False)).as_py())
+
+
 class _LoaderFile:
     """The order lines of a load, written as dlt's parquet loader file, here, then imported into
     the load package as it is (`dlt.mark.with_file_import`) to the resource's own table.
@@ -1321,12 +1344,18 @@ class _LoaderFile:
         self.dir = Path(tempfile.mkdtemp(prefix="ocop-loader-", dir=scratch_dir))
         self.path = self.dir / f"{spec.table}.parquet"
         self.rows = 0
+        self.keys_ascending = True  # so far, each row's key greater than the one before it
+        self._last_key: tuple | None = None
         self._writer: Any = pq.ParquetWriter(
             self.path, self.schema, compression="none", write_statistics=False,
             use_dictionary=[c for c in self.schema.names if c in self.REPEATED])
 
     def write(self, table: pa.Table) -> None:
         """Rows as `_finish` gives them."""
+        if self.keys_ascending and table.num_rows:
+            keys = self.spec.merge_key
+            self.keys_ascending = _keys_ascending(table, keys, self._last_key)
+            self._last_key = tuple(table[k][-1].as_py() for k in keys)
         load_id = pa.repeat(pa.scalar(self.load_id), table.num_rows)
         self._writer.write_table(table.append_column(self.schema.field("_dlt_load_id"), load_id))
         self.rows += table.num_rows
@@ -1386,7 +1415,8 @@ def _file_chunks(files: Sequence[FeedFile], batch_size: int, workers: int) -> It
 
 
 def _file_items(files: Sequence[FeedFile], known_skus: set[str], is_newer: NewerCheck | None,
-                batch_size: int, loaded_at: dt.datetime, scratch_dir: str | Path | None) -> Iterator[Any]:
+                batch_size: int, loaded_at: dt.datetime, scratch_dir: str | Path | None,
+                on_order_lines: "OrderLinesWritten | None") -> Iterator[Any]:
     skus = set(known_skus)
     order_lines: _LoaderFile | None = None
     files = sorted(files, key=lambda f: (f.kind != LISTINGS.kind, f.name))
@@ -1445,6 +1475,8 @@ def _file_items(files: Sequence[FeedFile], known_skus: set[str], is_newer: Newer
                 **stats, "status": status, "error": error, "loaded_at": loaded_at,
             }], schema=FILES_SCHEMA))
         if order_lines is not None:
+            if on_order_lines is not None:
+                on_order_lines(order_lines.rows, order_lines.keys_ascending)
             yield order_lines.imported()
     finally:
         items.close()  # stops the reading thread when the load stops early
@@ -1460,6 +1492,7 @@ def ecommerce_files(
     batch_size: int = DEFAULT_BATCH_SIZE,
     loaded_at: dt.datetime | None = None,
     scratch_dir: str | None = None,
+    on_order_lines: "OrderLinesWritten | None" = None,
 ) -> Any:
     """Feed files -> listings, order lines, quarantine and the file registry.
 
@@ -1468,9 +1501,14 @@ def ecommerce_files(
     `is_newer`: newest-wins guard against the stored rows (see module doc).
     `scratch_dir`: where the order lines' loader file is written before dlt takes it (best on the
     file system of the pipeline's folder: dlt links it instead of copying); default: the system's
-    temporary folder."""
+    temporary folder.
+    `on_order_lines(rows, keys_ascending)`: called when the order lines are written, before dlt
+    takes them: how many, and whether each came with a key (order_id, line_no) greater than the one
+    before it, so that none is there twice (platforms export in order; then the wiring need not
+    look for lines sent twice)."""
     res = dlt.resource(
-        _file_items(list(files), set(known_skus or ()), is_newer, batch_size, loaded_at or _now(), scratch_dir),
+        _file_items(list(files), set(known_skus or ()), is_newer, batch_size, loaded_at or _now(), scratch_dir,
+                    on_order_lines),
         name=FILES_RESOURCE,
     )
     _declare_tables(res, with_files=True)
