@@ -62,10 +62,10 @@ def run_night(settings, as_of: dt.date | None, api=None) -> dict:
 def starting() -> None:
     """The first step of a night's process: Python's cycle collector is off while it starts.
 
-    A night imports Prefect, dlt, dbt's client side and Great Expectations: millions of objects
-    that live as long as the process. As the heap grows, the collector goes through all of it again
-    and again (7 full collections, ~0.9 s of a night's start-up, holding the GIL); imports leave
-    next to no garbage to find. `started()` turns it back on."""
+    A night imports Prefect, dlt, dbt's client side and Great Expectations: ~640k objects that
+    live as long as the process. As the heap grows, the collector goes through all of it again and
+    again (7 full collections, ~0.9 s of a night's start-up, holding the GIL); imports leave next to
+    no garbage to find (~7k objects, ~1 %). `started()` turns it back on."""
     gc.disable()
 
 

@@ -334,7 +334,7 @@ def _heap_left_alone() -> Iterator[None]:
 
     A load makes objects by the million (Arrow tables, chunks, dlt's items), so the collector runs
     often, and each full collection goes through every object of the process: the imported
-    modules (~150k objects for a load alone, millions in a night's process), each time, holding
+    modules (~144k objects for a load alone, ~640k in a night's process), each time, holding
     the GIL that the parsing threads need. Frozen (`gc.freeze`), they are not looked at; the load's
     own garbage is collected as before. ~0.1 s of a 1M-line load. Unfrozen afterwards, unless the
     process had frozen objects before (a night freezes what its start-up loaded: flows/cli.py)."""
