@@ -67,8 +67,8 @@ def main() -> int:
     # no cycle collection while dbt is imported and the project parsed: the heap grows by hundreds
     # of thousands of objects that live as long as the process (dbt's modules, the manifest), and
     # the collector would go through them again and again (~0.4 s). The parse ends with a full
-    # collection (`invoke`);
-    # then they are frozen out of the collector's sight and it is on again for the builds.
+    # collection (`invoke`); then they are frozen out of the collector's sight and it is on again
+    # for the builds.
     gc.disable()
     replies = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
     os.dup2(2, 1)  # whatever dbt prints goes to stderr, not into the replies
