@@ -20,7 +20,7 @@ import logging
 import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import dlt
 import pyarrow as pa
@@ -287,15 +287,16 @@ def _dedup_marker(settings: Settings):
 
 
 def _first_load(settings: Settings, pipeline: dlt.Pipeline, source: Any, report: EcommerceLoadReport,
-                stored: _StoredRows, keys_ascending: Callable[[], bool] = lambda: False) -> list[str]:
+                stored: _StoredRows, in_key_order: list[bool] | None = None) -> list[str]:
     """The first load of order lines (the table is absent or empty): nothing stored can be replaced,
     so the lines are appended straight into the table instead of merged (dlt's merge writes every
     row twice, into a staging table and then, de-duplicated, into the table: the initial load of
     millions of lines takes about twice as long). Within the load the newest version of a line
     wins, as with merge: the older versions of keys sent more than once are deleted right after
     the load, unless the source wrote every line with a key greater than the one before it
-    (`keys_ascending()`: no key can be there twice, and the table need not be searched). A marker
-    file makes a crash between the two steps finish the job on the next call."""
+    (`in_key_order` == [True], filled in during the load: no key can be there twice, and the
+    table need not be searched). A marker file makes a crash between the two steps finish the job
+    on the next call."""
     source.resources[FILES_RESOURCE].apply_hints(  # the resource's own table (see _declare_tables)
         table_name=ORDER_LINES_TABLE, write_disposition="append",
         columns={"updated_at": {"dedup_sort": None}})  # a merge hint: dlt would warn it is ignored
@@ -304,7 +305,7 @@ def _first_load(settings: Settings, pipeline: dlt.Pipeline, source: Any, report:
     marker.touch()
     load_ids = _run(pipeline, source, report, stored)
     removed = 0
-    if not keys_ascending():
+    if in_key_order != [True]:
         with stored:
             stored._refresh_tables()
             removed = stored.keep_newest(ORDER_LINES_TABLE)
@@ -381,14 +382,12 @@ def _load_ecommerce(settings: Settings, pipeline: dlt.Pipeline, batch_size: int 
         if new:
             for f in new:
                 _archive(settings, f)
-            written: dict[str, Any] = {}
+            in_key_order: list[bool] = []  # the source says it once it has written the order lines
             source = ecommerce_files(new, known_skus=known, is_newer=stored.is_newer,
-                                     scratch_dir=str(_loader_files(settings)),
-                                     on_order_lines=lambda rows, ascending: written.update(ascending=ascending),
+                                     scratch_dir=str(_loader_files(settings)), keys_checked=in_key_order.append,
                                      **extra)
             if first_load:
-                load_ids += _first_load(settings, pipeline, source, report, stored,
-                                        keys_ascending=lambda: written.get("ascending", False))
+                load_ids += _first_load(settings, pipeline, source, report, stored, in_key_order)
             else:
                 load_ids += _run(pipeline, source, report, stored)
             report.files_loaded = [f.name for f in new]

@@ -109,8 +109,6 @@ SEVERITY_WARNING = "warning"
 # is_newer(table_name, keys) -> boolean mask: which rows are newer than the stored version.
 # `keys` holds the table's key columns and `updated_at`.
 NewerCheck = Callable[[str, pa.Table], pa.Array]
-# on_order_lines(rows, keys_ascending): see ecommerce_files
-OrderLinesWritten = Callable[[int, bool], None]
 
 
 # --------------------------------------------------------------------------------------------
@@ -1416,7 +1414,7 @@ def _file_chunks(files: Sequence[FeedFile], batch_size: int, workers: int) -> It
 
 def _file_items(files: Sequence[FeedFile], known_skus: set[str], is_newer: NewerCheck | None,
                 batch_size: int, loaded_at: dt.datetime, scratch_dir: str | Path | None,
-                on_order_lines: "OrderLinesWritten | None") -> Iterator[Any]:
+                keys_checked: Callable[[bool], None] | None) -> Iterator[Any]:
     skus = set(known_skus)
     order_lines: _LoaderFile | None = None
     files = sorted(files, key=lambda f: (f.kind != LISTINGS.kind, f.name))
@@ -1475,8 +1473,8 @@ def _file_items(files: Sequence[FeedFile], known_skus: set[str], is_newer: Newer
                 **stats, "status": status, "error": error, "loaded_at": loaded_at,
             }], schema=FILES_SCHEMA))
         if order_lines is not None:
-            if on_order_lines is not None:
-                on_order_lines(order_lines.rows, order_lines.keys_ascending)
+            if keys_checked is not None:
+                keys_checked(order_lines.keys_ascending)
             yield order_lines.imported()
     finally:
         items.close()  # stops the reading thread when the load stops early
@@ -1492,7 +1490,7 @@ def ecommerce_files(
     batch_size: int = DEFAULT_BATCH_SIZE,
     loaded_at: dt.datetime | None = None,
     scratch_dir: str | None = None,
-    on_order_lines: "OrderLinesWritten | None" = None,
+    keys_checked: Callable[[bool], None] | None = None,
 ) -> Any:
     """Feed files -> listings, order lines, quarantine and the file registry.
 
@@ -1502,13 +1500,13 @@ def ecommerce_files(
     `scratch_dir`: where the order lines' loader file is written before dlt takes it (best on the
     file system of the pipeline's folder: dlt links it instead of copying); default: the system's
     temporary folder.
-    `on_order_lines(rows, keys_ascending)`: called when the order lines are written, before dlt
-    takes them: how many, and whether each came with a key (order_id, line_no) greater than the one
-    before it, so that none is there twice (platforms export in order; then the wiring need not
+    `keys_checked(ascending)`: called when the order lines are written, before dlt takes them:
+    whether each came with a key (order_id, line_no) greater than the one before it, so that none
+    is there twice (platforms export in order; then the wiring need not
     look for lines sent twice)."""
     res = dlt.resource(
         _file_items(list(files), set(known_skus or ()), is_newer, batch_size, loaded_at or _now(), scratch_dir,
-                    on_order_lines),
+                    keys_checked),
         name=FILES_RESOURCE,
     )
     _declare_tables(res, with_files=True)
