@@ -580,13 +580,12 @@ def _newlines(block: bytes | memoryview, offset: int = 0) -> np.ndarray:
 
 
 def _jsonl_chunks(blocks: Iterator[tuple[bytes, np.ndarray]], spec: FeedSpec, batch_size: int,
-                  parsers: "_Parsers | None" = None) -> Iterator["_Chunk | Future[_Chunk]"]:
+                  parsers: "_Parsers") -> Iterator["Future[_Chunk]"]:
     """Chunks of `batch_size` lines. The file is read in large blocks, each with the positions of
     its newlines (`_newlines`); each chunk goes to a JSON reader as one buffer (no per-line objects).
-
-    With `parsers`, each chunk is handed to them and its Future is yielded (in line order), so
-    that several chunks parse at once; without, chunks are parsed here, in turn, by pyarrow."""
-    parse = parsers.submit if parsers is not None else _parse_json_chunk
+    Each chunk is handed to `parsers` and its Future is yielded (in line order), so that several
+    chunks parse at once."""
+    parse = parsers.submit
     schema = spec.json_schema()
     first = 1
     parts: list[bytes] = []  # unconsumed bytes: whole lines, then maybe the start of a line
