@@ -291,6 +291,39 @@ def test_chunks_parsed_out_of_order_load_in_line_order(tmp_path, catalogue, line
     assert finished != sorted(finished)  # they did finish out of order
 
 
+def test_chunks_still_parsing_when_the_files_end_are_all_parsed(tmp_path, lines, monkeypatch):
+    """When the last chunk has been read, the Futures of the chunks still waiting for a parsing
+    thread are on their way to the caller: they are parsed, not dropped. (CI once failed with a
+    CancelledError when a thread was a moment late to take the last chunk.) A reader stopped early
+    drops the chunks not started."""
+    import time
+    from concurrent.futures import Future
+
+    from flows.sources import ecommerce as src
+
+    write_jsonl(tmp_path / "orders.jsonl", lines[:200])
+    files = src.scan_feed_files(tmp_path)
+    parse = src._Parsers._parse
+
+    def slow(self, spec, schema, data, line_ends, first):
+        time.sleep(0.05)
+        return parse(self, spec, schema, data, line_ends, first)
+
+    monkeypatch.setattr(src._Parsers, "_parse", slow)
+    # every chunk is read before the first is parsed: one thread, 10 chunks of 20 lines
+    chunks = [c for _, c in src._file_chunks(files, batch_size=20, workers=1) if isinstance(c, Future)]
+    assert len(chunks) == 10
+    assert not any(c.cancelled() for c in chunks)
+    assert sum(c.result().lines_read for c in chunks) == 200
+
+    reader = src._file_chunks(files, batch_size=20, workers=1)
+    first = [next(reader) for _ in range(3)]
+    reader.close()  # stops early: the chunks not started are dropped
+    futures = [c for _, c in first]
+    assert futures[0].result().lines_read == 20
+    assert futures[-1].cancelled()
+
+
 def test_a_failed_load_leaves_no_scratch_file(tmp_path, catalogue, lines, monkeypatch):
     """The order lines' loader file goes when the load fails while writing it, and one that a
     killed load left behind goes at the next load."""

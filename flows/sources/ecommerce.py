@@ -848,9 +848,13 @@ class _Parsers:
                first: int) -> "Future[_Chunk]":
         return self._pool.submit(self._parse, spec, schema, data, line_ends, first)
 
-    def close(self) -> None:
-        """Waits for the chunks being parsed, drops those not started, closes the readers."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
+    def close(self, drop_pending: bool) -> None:
+        """Waits for the chunks submitted (or, with `drop_pending`, only for those being parsed,
+        dropping the others), then closes the readers.
+
+        Only a reader that stopped early may drop chunks: at the normal end of the files, the
+        Futures of the last chunks are still on their way to the caller, who will ask for them."""
+        self._pool.shutdown(wait=True, cancel_futures=drop_pending)
         for reader in self._readers:
             reader.close()
 
@@ -1381,6 +1385,7 @@ def _file_chunks(files: Sequence[FeedFile], batch_size: int, workers: int) -> It
     decompressed in one more thread, ahead of the parsing, across file boundaries too."""
     shared = _prefetch(_all_blocks(files))
     parsers = _Parsers(workers) if any(f.fmt == "jsonl" for f in files) else None
+    all_read = False
     try:
         for f in files:
             spec = SPECS[f.kind]
@@ -1405,10 +1410,11 @@ def _file_chunks(files: Sequence[FeedFile], batch_size: int, workers: int) -> It
                     finally:
                         chunks.close()
             yield f, _FILE_DONE
+        all_read = True
     finally:
         shared.close()
         if parsers is not None:
-            parsers.close()
+            parsers.close(drop_pending=not all_read)
 
 
 def _file_items(files: Sequence[FeedFile], known_skus: set[str], is_newer: NewerCheck | None,
