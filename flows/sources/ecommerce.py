@@ -1509,11 +1509,8 @@ def ecommerce_files(
     whether each came with a key (order_id, line_no) greater than the one before it, so that none
     is there twice (platforms export in order; then the wiring need not
     look for lines sent twice)."""
-    res = dlt.resource(
-        _file_items(list(files), set(known_skus or ()), is_newer, batch_size, loaded_at or _now(), scratch_dir,
-                    keys_checked),
-        name=FILES_RESOURCE,
-    )
+    res = dlt.resource(_file_items, name=FILES_RESOURCE)(
+        list(files), set(known_skus or ()), is_newer, batch_size, loaded_at or _now(), scratch_dir, keys_checked)
     _declare_tables(res, with_files=True)
     res.apply_hints(**_merge_hints(ORDER_LINES))  # after the variants: they start as a copy of these
     return res
@@ -1675,17 +1672,14 @@ def ecommerce_api(
     in .dlt/config.toml; token in .dlt/secrets.toml (or SOURCES__ECOMMERCE_API__TOKEN).
     Raises FeedApiAuthError (401/403) or FeedApiUnavailableError during extraction."""
     client = make_api_client(base_url, token, timeout, max_attempts, backoff_factor, max_retry_delay)
-    res = dlt.resource(
-        _api_items(
-            client,
-            {LISTINGS.kind: listings_path, ORDER_LINES.kind: order_lines_path},
-            page_size,
-            set(known_skus or ()),
-            is_newer,
-            batch_size,
-            loaded_at or _now(),
-        ),
-        name=API_RESOURCE,
+    res = dlt.resource(_api_items, name=API_RESOURCE)(
+        client,
+        {LISTINGS.kind: listings_path, ORDER_LINES.kind: order_lines_path},
+        page_size,
+        set(known_skus or ()),
+        is_newer,
+        batch_size,
+        loaded_at or _now(),
     )
     _declare_tables(res, with_files=False)
     return res
