@@ -37,6 +37,9 @@ _PROCESS_DEFAULTS = {
     "NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID": "true",
     "NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_ID": "false",
     "LOAD__TRUNCATE_STAGING_DATASET": "true",
+    # dlt's extract waits this long when a resource has ended, before it looks again (twice per
+    # load; its 10 ms default is for async resources, which no source here has)
+    "EXTRACT__FUTURES_POLL_INTERVAL": "0.001",
     "LOAD__DELETE_COMPLETED_JOBS": "true",  # loaded packages' files: the inputs are kept in raw_files/ already  # no second copy of merged batches left in raw_staging
     "DLT_PROJECT_DIR": str(REPO_ROOT),  # dlt reads .dlt/config.toml from here, whatever the cwd
 }

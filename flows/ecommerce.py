@@ -15,6 +15,7 @@ Sources are in flows/sources/ecommerce.py (tables and columns: docs/raw-contract
 """
 from __future__ import annotations
 
+import ctypes
 import gc
 import logging
 import shutil
@@ -322,11 +323,40 @@ def load_ecommerce(settings: Settings, pipeline: dlt.Pipeline | None = None,
     `batch_size`: Arrow rows per batch (default 100k). `api_options`: extra arguments for the
     `ecommerce_api` source (page_size, timeout, max_attempts, backoff_factor, ...); unset ones
     come from `[sources.ecommerce_api]` in .dlt/config.toml or the source defaults."""
+    _malloc_keeps_freed_blocks()
     with _heap_left_alone():
         if pipeline is None:
             with connected_pipeline(settings) as pipeline:
                 return _load_ecommerce(settings, pipeline, batch_size, api_options)
         return _load_ecommerce(settings, pipeline, batch_size, api_options)
+
+
+_M_TOP_PAD, _M_MMAP_THRESHOLD = -2, -3  # glibc's mallopt parameters (malloc.h)
+
+
+def _malloc_keeps_freed_blocks() -> bool:
+    """glibc's malloc keeps the blocks of tens of MB a load makes and frees (inflated text, parsed
+    chunks, Arrow columns) for the next ones, instead of handing each back to the system and
+    page-faulting the next one in, zeroed, page by page.
+
+    By default glibc maps a block that large on its own and unmaps it when freed, and trims the top
+    of the heap as soon as 128 KB are free there. Here blocks up to 32 MB come from the heap, and
+    its top keeps a pad of 64 MB. A 1M-line load: ~55k fewer page faults, ~0.2 CPU-s less in the
+    kernel, ~0.06-0.1 s less wall time, ~+35 MB peak RSS (bench/README, seventh round).
+
+    For the whole process, from the first load on (glibc has no way back, and needs none). Not
+    glibc (macOS, musl): nothing happens, False."""
+    global _malloc_tuned
+    if _malloc_tuned is None:
+        try:
+            libc = ctypes.CDLL("libc.so.6")
+            _malloc_tuned = bool(libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20) and libc.mallopt(_M_TOP_PAD, 64 << 20))
+        except (OSError, AttributeError):
+            _malloc_tuned = False
+    return _malloc_tuned
+
+
+_malloc_tuned: bool | None = None
 
 
 @contextmanager

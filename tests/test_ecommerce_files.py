@@ -5,6 +5,7 @@ import datetime as dt
 import gzip
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import duckdb
@@ -805,3 +806,30 @@ def test_jsonl_with_bom_crlf_and_blank_lines_loads_the_same(tmp_path, catalogue,
     got_figures, got_rows = load(tmp_path / "blank", "orders.jsonl", blank)
     assert got_figures == ref_figures
     assert got_rows == [(o, n, ln + (ln > 1)) for o, n, ln in ref_rows]
+
+
+_FREED_BLOCKS = """
+import resource, sys
+if sys.argv[1] == "tuned":
+    from flows.ecommerce import _malloc_keeps_freed_blocks
+    assert _malloc_keeps_freed_blocks()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for i in range(20):  # blocks of 8-14 MB, made (zeroed), then freed, as a load's chunks are
+    block = bytearray((8 + i % 7) << 20)
+    del block
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc's malloc")
+def test_freed_blocks_are_reused_without_page_faults():
+    """After the first load, glibc's malloc keeps the large blocks a load frees for the next ones,
+    instead of giving them back and page-faulting the next ones in (each process measured afresh)."""
+    import subprocess
+
+    def faults(mode: str) -> int:
+        out = subprocess.run([sys.executable, "-c", _FREED_BLOCKS, mode], capture_output=True, text=True, check=True)
+        return int(out.stdout)
+
+    default, tuned = faults("default"), faults("tuned")
+    assert tuned < default / 3, (default, tuned)  # measured: ~23k page faults by default, ~3.6k kept
