@@ -41,6 +41,8 @@ _PROCESS_DEFAULTS = {
     # load; its 10 ms default is for async resources, which no source here has)
     "EXTRACT__FUTURES_POLL_INTERVAL": "0.001",
     "LOAD__DELETE_COMPLETED_JOBS": "true",  # loaded packages' files: the inputs are kept in raw_files/ already  # no second copy of merged batches left in raw_staging
+    # numpy's OpenBLAS starts a thread per core that spins at import (~0.06 CPU-s); nothing here uses BLAS
+    "OPENBLAS_NUM_THREADS": "1",
     "DLT_PROJECT_DIR": str(REPO_ROOT),  # dlt reads .dlt/config.toml from here, whatever the cwd
 }
 for _k, _v in _PROCESS_DEFAULTS.items():

@@ -700,10 +700,12 @@ def test_duckdb_json_reader_reads_exactly_what_pyarrow_reads():
 
     schema = ORDER_LINES.json_schema()
     reader = _DuckJsonReader()
-    taken = set()
+    taken, in_place = set(), set()
+    read_in_place = reader._read_in_place
     try:
         for name, edge in {"clean": _GOOD_LINE, **_EDGE_LINES}.items():
             data, line_ends = _chunk_parts([_GOOD_LINE, edge, _edge(order_id='"DH2"')])
+            reader._read_in_place = lambda *a: (t := read_in_place(*a)) is not None and in_place.add(name) or t
             got = reader.read(ORDER_LINES, data, line_ends)
             if got is not None:
                 taken.add(name)
@@ -728,16 +730,28 @@ def test_duckdb_json_reader_reads_exactly_what_pyarrow_reads():
                             "lower_inf_text", "object_text", "number_ts", "trailing_comma", "trailing_comma_spaced",
                             "extra_nested_comma", "extra_array_comma", "blank", "malformed", "bad_utf8",
                             "true_as_text"}  # the text "true" could have been the literal: stepped aside
+        # read in place: lines with every field (an extra one twice too: read_json takes it as well); a
+        # field missing or twice: through the temporary file
+        assert {"clean", "escapes", "surrogates", "nul_char", "spaced", "crlf", "leading_spaces", "extra_field",
+                "null_int", "null_text"} <= in_place
+        assert "duplicate_extra" in in_place
+        assert not in_place & {"missing_int", "missing_text", "duplicate_key", "bad_utf8"}
+        assert {"missing_int", "missing_text"} <= taken
+        reader._read_in_place = read_in_place
 
         for name, edge in _EDGE_LENIENT.items():
             data, line_ends = _chunk_parts([_GOOD_LINE, edge])
             got = reader.read(ORDER_LINES, data, line_ends)
             assert got is not None and got.slice(1).to_pylist() == got.slice(0, 1).to_pylist(), name
 
-        # a temporary folder that cannot take the chunk: pyarrow's reader takes it
-        data, line_ends = _chunk_parts([_GOOD_LINE])
+        # lines with every field are read in place, without the temporary file; a chunk with a field
+        # missing goes through the file, and when the temporary folder cannot take it, pyarrow's
+        # reader takes the chunk
         reader._path = reader._dir / "missing" / "chunk.jsonl"
         reader._queries.clear()
+        data, line_ends = _chunk_parts([_GOOD_LINE, _edge(order_id='"DH2"')])
+        assert reader.read(ORDER_LINES, data, line_ends).column("order_id").to_pylist() == ["DH1", "DH2"]
+        data, line_ends = _chunk_parts([_GOOD_LINE, _EDGE_LINES["missing_int"]])
         assert reader.read(ORDER_LINES, data, line_ends) is None
     finally:
         reader.close()

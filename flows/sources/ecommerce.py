@@ -742,9 +742,15 @@ class _DuckJsonReader:
     contract fields read exactly, where pyarrow's path quarantines it as malformed_json. Nested
     values (arrays, objects), where trailing commas could hide, fall back.
 
-    One in-memory DuckDB database per parsing thread (`_Parsers`); the chunk goes through a
-    temporary file (DuckDB reads files, not Python buffers). `threads`: DuckDB's threads for one
-    chunk (default: one per core)."""
+    A chunk whose every line has every field of the contract (as the platform sends them) is read
+    where it lies: its lines are handed to DuckDB as an Arrow column over the chunk's own bytes (no
+    copy) and each is read by `json_transform_strict`, the transform `read_json` applies to each
+    line, which also refuses a line without one of the fields. Any other chunk goes through a
+    temporary file to `read_json` (DuckDB reads files, not Python buffers); writing it and reading
+    it back cost ~0.15 CPU-s per 1M lines, in the kernel's page cache.
+
+    One in-memory DuckDB database per parsing thread (`_Parsers`). `threads`: DuckDB's threads for
+    one chunk (default: one per core)."""
 
     def __init__(self, threads: int | None = None) -> None:
         import duckdb
@@ -755,6 +761,7 @@ class _DuckJsonReader:
         self._dir = Path(tempfile.mkdtemp(prefix="ocop-jsonl-"))
         self._path = self._dir / "chunk.jsonl"
         self._queries: dict[str, str] = {}
+        self._strict_queries: dict[str, str] = {}
 
     def close(self) -> None:
         self._con.close()
@@ -769,6 +776,29 @@ class _DuckJsonReader:
                  f"records = true, columns = {{{columns}}})")
             self._queries[spec.kind] = q
         return q
+
+    def _strict_query(self, spec: FeedSpec) -> str:
+        q = self._strict_queries.get(spec.kind)
+        if q is None:
+            fields = ", ".join(f'"{f}": "{"JSON" if f in spec.ints else "VARCHAR"}"' for f in spec.fields)
+            select = ", ".join(f'r."{f}"::VARCHAR as "{f}"' for f in spec.fields)
+            q = f"select {select} from (select json_transform_strict(line, '{{{fields}}}') as r from lines)"
+            self._strict_queries[spec.kind] = q
+        return q
+
+    def _read_in_place(self, spec: FeedSpec, buf: bytes, size: int, line_ends: np.ndarray) -> pa.Table | None:
+        """The chunk read from its own bytes when every line has every field, else None."""
+        offsets = np.empty(len(line_ends) + 1, dtype=np.int64)
+        offsets[0] = 0
+        np.minimum(line_ends + 1, size, out=offsets[1:])  # each line with its newline (JSON whitespace)
+        lines = pa.LargeStringArray.from_buffers(len(line_ends), pa.py_buffer(offsets), pa.py_buffer(buf))
+        self._con.register("lines", pa.table({"line": lines}))
+        try:
+            return self._con.sql(self._strict_query(spec)).to_arrow_table()
+        except (self._duckdb.Error, UnicodeDecodeError):  # a field missing, or a line read_json decides on
+            return None  # (DuckDB's message quotes the line: invalid UTF-8 fails to decode)
+        finally:
+            self._con.unregister("lines")
 
     def read(self, spec: FeedSpec, data: memoryview, line_ends: np.ndarray) -> pa.Table | None:
         """The chunk's columns as pyarrow's reader would give them (`spec.json_schema()`), or None.
@@ -786,13 +816,15 @@ class _DuckJsonReader:
             return None  # arrays, nested objects (or braces in text): pyarrow's reader decides
         if not _no_trailing_comma(b, line_ends):
             return None
-        try:
-            self._path.write_bytes(data)
-            tbl = self._con.sql(self._query(spec)).to_arrow_table()
-        except (OSError, self._duckdb.Error):  # e.g. a full temporary folder: pyarrow's path reads it
-            return None
-        finally:
-            self._path.unlink(missing_ok=True)
+        tbl = self._read_in_place(spec, buf, size, line_ends)
+        if tbl is None:
+            try:
+                self._path.write_bytes(data)
+                tbl = self._con.sql(self._query(spec)).to_arrow_table()
+            except (OSError, self._duckdb.Error):  # e.g. a full temporary folder: pyarrow's path reads it
+                return None
+            finally:
+                self._path.unlink(missing_ok=True)
         if tbl.num_rows != n:
             return None  # blank lines: pyarrow's path numbers the lines that are left
         columns: dict[str, pa.Array] = {}
