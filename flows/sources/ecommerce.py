@@ -21,7 +21,7 @@ with dlt table variants. Everything travels as Arrow tables, in batches of `batc
 but the feed files' order lines: they are written, batch after batch, straight into one parquet
 loader file that dlt imports as it is (`_LoaderFile`; the files' resource's own table).
 
-JSON Lines are parsed a batch at a time, several batches at once (`_Parsers`), by the first of
+JSON Lines are parsed a batch at a time, ahead of their validation (`_Parsers`), by the first of
 three readers that can take it: DuckDB's JSON reader (fastest; only where its result is provably
 pyarrow's, see `_DuckJsonReader`), pyarrow's JSON reader, then Python's `json` line by line,
 which names each bad line's reason.
@@ -850,13 +850,12 @@ def _duck_json_reader(threads: int | None = None) -> _DuckJsonReader | None:
 
 
 class _Parsers:
-    """Threads that parse chunks of JSON Lines (`_parse_json_chunk`), several at once, each with
-    its own single-threaded DuckDB reader.
+    """Threads that parse chunks of JSON Lines (`_parse_json_chunk`) while the chunks before them
+    are validated, each with its own single-threaded DuckDB reader (`_parse_workers()` of them).
 
     DuckDB's JSON reader uses its threads poorly on one chunk (two threads take ~2/3 of one
-    thread's time, for ~1.3x the CPU); two chunks side by side, one thread each, parse more lines
-    per CPU second, and the Python around each parse (checks, the temporary file) runs side by
-    side too. `submit` returns a Future; chunks finish in any order, the caller keeps theirs."""
+    thread's time, for ~1.3x the CPU): chunks side by side, one thread each, parse more lines per
+    CPU second. `submit` returns a Future; chunks finish in any order, the caller keeps theirs."""
 
     def __init__(self, workers: int):
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="ecommerce-parse")
@@ -892,9 +891,11 @@ class _Parsers:
 
 
 def _parse_workers() -> int:
-    """Chunks parsed at once: one per core, at least two (the reading and validating threads
-    leave the parsers idle at times), at most four."""
-    return max(2, min(4, os.cpu_count() or 2))
+    """Chunks parsed at once: one per core but the one the validating (main) and reading threads
+    share, at least one, at most four. On 2 cores a second parsing thread made a 1M-line load
+    ~0.1 s slower, for ~0.2 CPU-s more (bench/README, seventh round)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 2)
+    return max(1, min(4, cores - 1))
 
 
 def _no_trailing_comma(b: np.ndarray, line_ends: np.ndarray) -> bool:
@@ -1455,11 +1456,11 @@ def _file_items(files: Sequence[FeedFile], known_skus: set[str], is_newer: Newer
     skus = set(known_skus)
     order_lines: _LoaderFile | None = None
     files = sorted(files, key=lambda f: (f.kind != LISTINGS.kind, f.name))
-    # chunks read and parsed ahead, as many as there are parsing threads, across file boundaries (the
-    # inflate, numpy, DuckDB and pyarrow release the GIL); listings are still validated before the
-    # order lines that need their SKUs
+    # chunks read and parsed ahead, one more than there are parsing threads, across file boundaries
+    # (the inflate, numpy, DuckDB and pyarrow release the GIL); listings are still validated before
+    # the order lines that need their SKUs
     workers = _parse_workers()
-    items = _prefetch(_file_chunks(files, batch_size, workers), depth=workers)
+    items = _prefetch(_file_chunks(files, batch_size, workers), depth=workers + 1)
     try:
         for f in files:
             spec = SPECS[f.kind]
