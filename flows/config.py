@@ -36,11 +36,11 @@ _PROCESS_DEFAULTS = {
     "RUNTIME__DLTHUB_TELEMETRY": "false",
     "NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID": "true",
     "NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_ID": "false",
-    "LOAD__TRUNCATE_STAGING_DATASET": "true",
+    "LOAD__TRUNCATE_STAGING_DATASET": "true",  # no second copy of merged batches left in raw_staging
     # dlt's extract waits this long when a resource has ended, before it looks again (twice per
     # load; its 10 ms default is for async resources, which no source here has)
     "EXTRACT__FUTURES_POLL_INTERVAL": "0.001",
-    "LOAD__DELETE_COMPLETED_JOBS": "true",  # loaded packages' files: the inputs are kept in raw_files/ already  # no second copy of merged batches left in raw_staging
+    "LOAD__DELETE_COMPLETED_JOBS": "true",  # loaded packages' files: the inputs are kept in raw_files/ already
     # numpy's OpenBLAS starts a thread per core that spins at import (~0.06 CPU-s); nothing here uses BLAS
     "OPENBLAS_NUM_THREADS": "1",
     "DLT_PROJECT_DIR": str(REPO_ROOT),  # dlt reads .dlt/config.toml from here, whatever the cwd

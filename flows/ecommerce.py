@@ -332,6 +332,7 @@ def load_ecommerce(settings: Settings, pipeline: dlt.Pipeline | None = None,
 
 
 _M_TOP_PAD, _M_MMAP_THRESHOLD = -2, -3  # glibc's mallopt parameters (malloc.h)
+_malloc_tuned: bool | None = None
 
 
 def _malloc_keeps_freed_blocks() -> bool:
@@ -354,9 +355,6 @@ def _malloc_keeps_freed_blocks() -> bool:
         except (OSError, AttributeError):
             _malloc_tuned = False
     return _malloc_tuned
-
-
-_malloc_tuned: bool | None = None
 
 
 @contextmanager
