@@ -343,7 +343,8 @@ def _malloc_keeps_freed_blocks() -> bool:
     By default glibc maps a block that large on its own and unmaps it when freed, and trims the top
     of the heap as soon as 128 KB are free there. Here blocks up to 32 MB come from the heap, and
     its top keeps a pad of 64 MB. A 1M-line load: ~55k fewer page faults, ~0.2 CPU-s less in the
-    kernel, ~0.06-0.1 s less wall time, ~+35 MB peak RSS (bench/README, seventh round).
+    kernel, ~0.06-0.1 s less wall time; the load's peak RSS +30-80 MB at 1M, ~+230 MB at 10M
+    (bench/README, seventh round).
 
     For the whole process, from the first load on (glibc has no way back, and needs none). Not
     glibc (macOS, musl): nothing happens, False."""
