@@ -16,6 +16,7 @@ Sources are in flows/sources/ecommerce.py (tables and columns: docs/raw-contract
 from __future__ import annotations
 
 import ctypes
+import functools
 import gc
 import logging
 import shutil
@@ -332,9 +333,9 @@ def load_ecommerce(settings: Settings, pipeline: dlt.Pipeline | None = None,
 
 
 _M_TOP_PAD, _M_MMAP_THRESHOLD = -2, -3  # glibc's mallopt parameters (malloc.h)
-_malloc_tuned: bool | None = None
 
 
+@functools.cache
 def _malloc_keeps_freed_blocks() -> bool:
     """glibc's malloc keeps the blocks of tens of MB a load makes and frees (inflated text, parsed
     chunks, Arrow columns) for the next ones, instead of handing each back to the system and
@@ -348,14 +349,11 @@ def _malloc_keeps_freed_blocks() -> bool:
 
     For the whole process, from the first load on (glibc has no way back, and needs none). Not
     glibc (macOS, musl): nothing happens, False."""
-    global _malloc_tuned
-    if _malloc_tuned is None:
-        try:
-            libc = ctypes.CDLL("libc.so.6")
-            _malloc_tuned = bool(libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20) and libc.mallopt(_M_TOP_PAD, 64 << 20))
-        except (OSError, AttributeError):
-            _malloc_tuned = False
-    return _malloc_tuned
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20) and libc.mallopt(_M_TOP_PAD, 64 << 20))
+    except (OSError, AttributeError):
+        return False
 
 
 @contextmanager
