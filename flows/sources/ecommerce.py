@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import gzip
 import hashlib
 import io
@@ -760,7 +761,6 @@ class _DuckJsonReader:
         self._dir = Path(tempfile.mkdtemp(prefix="ocop-jsonl-"))
         self._path = self._dir / "chunk.jsonl"
         self._queries: dict[str, str] = {}
-        self._strict_queries: dict[str, str] = {}
 
     def close(self) -> None:
         self._con.close()
@@ -776,15 +776,6 @@ class _DuckJsonReader:
             self._queries[spec.kind] = q
         return q
 
-    def _strict_query(self, spec: FeedSpec) -> str:
-        q = self._strict_queries.get(spec.kind)
-        if q is None:
-            fields = ", ".join(f'"{f}": "{"JSON" if f in spec.ints else "VARCHAR"}"' for f in spec.fields)
-            select = ", ".join(f'r."{f}"::VARCHAR as "{f}"' for f in spec.fields)
-            q = f"select {select} from (select json_transform_strict(line, '{{{fields}}}') as r from lines)"
-            self._strict_queries[spec.kind] = q
-        return q
-
     def _read_in_place(self, spec: FeedSpec, buf: bytes, size: int, line_ends: np.ndarray) -> pa.Table | None:
         """The chunk read from its own bytes when every line has every field, else None."""
         offsets = np.empty(len(line_ends) + 1, dtype=np.int64)
@@ -793,7 +784,7 @@ class _DuckJsonReader:
         lines = pa.LargeStringArray.from_buffers(len(line_ends), pa.py_buffer(offsets), pa.py_buffer(buf))
         self._con.register("lines", pa.table({"line": lines}))
         try:
-            return self._con.sql(self._strict_query(spec)).to_arrow_table()
+            return self._con.sql(_strict_query(spec)).to_arrow_table()
         except (self._duckdb.Error, UnicodeDecodeError):  # a field missing, or a line read_json decides on
             return None  # (DuckDB's message quotes the line: invalid UTF-8 fails to decode)
         finally:
@@ -848,23 +839,28 @@ def _duck_json_reader() -> _DuckJsonReader | None:
         return None
 
 
+@functools.cache
+def _strict_query(spec: FeedSpec) -> str:
+    """`_DuckJsonReader._read_in_place`'s query: the same columns as `read_json`'s (`_query`)."""
+    fields = ", ".join(f'"{f}": "{"JSON" if f in spec.ints else "VARCHAR"}"' for f in spec.fields)
+    select = ", ".join(f'r."{f}"::VARCHAR as "{f}"' for f in spec.fields)
+    return f"select {select} from (select json_transform_strict(line, '{{{fields}}}') as r from lines)"
+
+
 _json_db: Any = None
 _json_db_lock = threading.Lock()
 
 
 def _json_connection() -> Any:
     """A connection of its own to the in-memory DuckDB database the JSON readers of this process
-    share, made once, on first use (~25 ms, and ~5 ms for its first JSON query, all holding the
-    GIL), not once per reader and load. One thread per query: the readers parse side by side on
-    threads of their own."""
+    share, made once, on first use (~25 ms, holding the GIL), not once per reader and load. One
+    thread per query: the readers parse side by side on threads of their own."""
     global _json_db
     with _json_db_lock:
         if _json_db is None:
             import duckdb
 
-            db = duckdb.connect(config={"threads": 1})
-            db.execute("""select json_transform('{"a": 1}', '{"a": "VARCHAR"}')""").fetchall()
-            _json_db = db
+            _json_db = duckdb.connect(config={"threads": 1})
         return _json_db.cursor()
 
 
